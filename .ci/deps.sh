@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the real peers the tests drive. Idempotent.
+set -euo pipefail
+pkgs=(sip-tester baresip-core tshark sox sipvicious stunnel4 openssl iproute2 util-linux)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections || true
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}"
+fi

@@ -1,0 +1,196 @@
+// Package accounts keeps the extensions (SIP accounts) in memory for the
+// SIP path and writes them for the CLI. Digest HA1 values are sealed with
+// the data key at rest and opened only here; the SIP path reads them from
+// memory so that a lookup costs the same for a known and an unknown user.
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/veilig/veilig/internal/auth"
+	"github.com/veilig/veilig/internal/datakey"
+	"github.com/veilig/veilig/internal/store"
+)
+
+// numberRE is what an extension may be called: a SIP user part that needs
+// no escaping anywhere (digits for phones, names for the bench's users).
+var numberRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$`)
+
+// ValidNumber explains what is wrong with an extension number, or nil.
+func ValidNumber(n string) error {
+	if !numberRE.MatchString(n) {
+		return fmt.Errorf("extension %q: use 1-32 letters, digits, '.', '_' or '-', starting with a letter or digit", n)
+	}
+	return nil
+}
+
+type entry struct {
+	name string
+	md5  string
+	sha  string
+}
+
+// Directory is the in-memory view of the extensions.
+type Directory struct {
+	st    store.Store
+	key   *datakey.Key
+	realm string
+	log   *slog.Logger
+
+	mu      sync.RWMutex
+	m       map[string]entry
+	version int64
+}
+
+// Load reads every extension and opens its HA1 values.
+func Load(ctx context.Context, st store.Store, key *datakey.Key, realm string, log *slog.Logger) (*Directory, error) {
+	d := &Directory{st: st, key: key, realm: realm, log: log}
+	if err := d.reload(ctx); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Directory) reload(ctx context.Context) error {
+	v, err := d.st.Version(ctx)
+	if err != nil {
+		return fmt.Errorf("accounts: version: %w", err)
+	}
+	exts, err := d.st.ListExtensions(ctx)
+	if err != nil {
+		return fmt.Errorf("accounts: list: %w", err)
+	}
+	m := make(map[string]entry, len(exts))
+	for _, e := range exts {
+		if e.Realm != d.realm {
+			d.log.Warn("extension was provisioned for another SIP domain and cannot authenticate; set its secret again with `veilig ext passwd`",
+				"extension", e.Number, "realm", e.Realm, "domain", d.realm)
+			continue
+		}
+		md5, err1 := d.key.Open(e.HA1MD5, ad(e.Number, auth.MD5))
+		sha, err2 := d.key.Open(e.HA1SHA256, ad(e.Number, auth.SHA256))
+		if err := errors.Join(err1, err2); err != nil {
+			d.log.Error("extension secret cannot be opened with this data key", "extension", e.Number, "err", err)
+			continue
+		}
+		m[e.Number] = entry{name: e.Name, md5: string(md5), sha: string(sha)}
+	}
+	d.mu.Lock()
+	d.m, d.version = m, v
+	d.mu.Unlock()
+	return nil
+}
+
+// Watch reloads whenever the store reports a change to the extensions
+// (another process, such as `veilig ext add`, committed one).
+func (d *Directory) Watch(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			v, err := d.st.Version(ctx)
+			if err != nil {
+				continue
+			}
+			d.mu.RLock()
+			same := v == d.version
+			d.mu.RUnlock()
+			if !same {
+				if err := d.reload(ctx); err != nil {
+					d.log.Error("accounts reload failed", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// HA1 implements sipedge.Accounts.
+func (d *Directory) HA1(user string, alg auth.Algorithm) (string, bool) {
+	d.mu.RLock()
+	e, ok := d.m[user]
+	d.mu.RUnlock()
+	if !ok {
+		return "", false
+	}
+	if alg == auth.SHA256 {
+		return e.sha, true
+	}
+	return e.md5, true
+}
+
+// Exists reports whether an extension exists.
+func (d *Directory) Exists(user string) bool {
+	d.mu.RLock()
+	_, ok := d.m[user]
+	d.mu.RUnlock()
+	return ok
+}
+
+// Name is the extension's display name.
+func (d *Directory) Name(user string) string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.m[user].name
+}
+
+// Forget drops an extension from memory at once (after a removal).
+func (d *Directory) Forget(user string) {
+	d.mu.Lock()
+	delete(d.m, user)
+	d.mu.Unlock()
+}
+
+func ad(number string, alg auth.Algorithm) []byte {
+	return []byte("veilig/ha1/" + alg.String() + "/" + number)
+}
+
+// Sealed computes and seals both HA1 values of a secret.
+func Sealed(key *datakey.Key, number, realm, secret string) (md5, sha []byte) {
+	md5 = key.Seal([]byte(auth.HA1(auth.MD5, number, realm, secret)), ad(number, auth.MD5))
+	sha = key.Seal([]byte(auth.HA1(auth.SHA256, number, realm, secret)), ad(number, auth.SHA256))
+	return md5, sha
+}
+
+// Create provisions an extension after checking its number and secret.
+func Create(ctx context.Context, st store.Store, key *datakey.Key, realm, number, name, secret string) error {
+	if err := ValidNumber(number); err != nil {
+		return err
+	}
+	if err := auth.CheckPassword(secret); err != nil {
+		return err
+	}
+	md5, sha := Sealed(key, number, realm, secret)
+	now := time.Now().UTC()
+	err := st.CreateExtension(ctx, store.Extension{Number: number, Name: name, Realm: realm, HA1MD5: md5, HA1SHA256: sha, CreatedAt: now, UpdatedAt: now})
+	if errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("extension %s already exists (use `veilig ext passwd %s` to change its secret)", number, number)
+	}
+	return err
+}
+
+// SetSecret replaces an extension's secret.
+func SetSecret(ctx context.Context, st store.Store, key *datakey.Key, realm, number, secret string) error {
+	if err := auth.CheckPassword(secret); err != nil {
+		return err
+	}
+	e, err := st.Extension(ctx, number)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("extension %s does not exist", number)
+	}
+	if err != nil {
+		return err
+	}
+	e.Realm = realm
+	e.HA1MD5, e.HA1SHA256 = Sealed(key, number, realm, secret)
+	e.UpdatedAt = time.Now().UTC()
+	return st.UpdateExtension(ctx, e)
+}

@@ -1,0 +1,220 @@
+// Package app wires Veilig together: config -> subsystems -> a run group.
+// It is the one package that imports everything; nothing imports it but
+// the CLI.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/veilig/veilig/internal/accounts"
+	"github.com/veilig/veilig/internal/auth"
+	"github.com/veilig/veilig/internal/call"
+	"github.com/veilig/veilig/internal/config"
+	"github.com/veilig/veilig/internal/datakey"
+	"github.com/veilig/veilig/internal/events"
+	"github.com/veilig/veilig/internal/registrar"
+	"github.com/veilig/veilig/internal/sipedge"
+	"github.com/veilig/veilig/internal/store/sqlite"
+	"github.com/veilig/veilig/internal/tlsconf"
+)
+
+// Version is set at build time (-ldflags "-X ...app.Version=...").
+var Version = "0.1.0-dev"
+
+// Open prepares the data directory and opens the store and data key; the
+// CLI's management commands use it too.
+func Open(ctx context.Context, cfg *config.Config) (*sqlite.DB, *datakey.Key, error) {
+	if err := ensureDataDir(cfg.DataDir); err != nil {
+		return nil, nil, err
+	}
+	key, err := datakey.LoadOrCreate(cfg.DataKeyPath())
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := sqlite.Open(ctx, cfg.DBPath())
+	if err != nil {
+		return nil, nil, err
+	}
+	return db, key, nil
+}
+
+func ensureDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("data dir %s is readable by others and cannot be fixed: %w (run chmod 700 %s)", dir, err, dir)
+		}
+	}
+	return nil
+}
+
+// Serve runs the server until ctx ends (or SIGINT/SIGTERM). Human-facing
+// start-up lines go to out; logs go to log.
+func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	for _, w := range cfg.Warnings() {
+		log.Warn("insecure setting", "warning", w)
+		fmt.Fprintf(out, "WARNING: %s\n", w)
+	}
+	db, key, err := Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	tm, err := tlsconf.New(tlsconf.Options{
+		CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, Dir: cfg.TLSDir(),
+		Domain: cfg.SIP.Domain, Hosts: listenHosts(cfg), MinVersion: cfg.TLS.MinTLSVersion(),
+	}, log.With("component", "tls"))
+	if err != nil {
+		return err
+	}
+
+	bus := events.NewBus(db, cfg.EventsLogPath(), 0, log.With("component", "events"))
+	dir, err := accounts.Load(ctx, db, key, cfg.SIP.Domain, log.With("component", "accounts"))
+	if err != nil {
+		return err
+	}
+	nonces, err := auth.NewNonceManager(key.Derive("sip-nonce"), cfg.Auth.NonceTTL, 1<<20)
+	if err != nil {
+		return err
+	}
+	reg := registrar.New(registrar.Options{
+		MinExpires: cfg.SIP.MinExpires, MaxExpires: cfg.SIP.MaxExpires, DefaultExpires: cfg.SIP.DefaultExpires,
+		Store: db, Events: bus, Logger: log.With("component", "registrar"),
+	})
+	restored, err := reg.Load(ctx, time.Now())
+	if err != nil {
+		return err
+	}
+
+	var calls *call.Manager
+	mux := sipedge.NewMux()
+	mux.Handle(sip.REGISTER, reg)
+	mux.Fallback(sipedge.HandlerFunc(func(ctx context.Context, r *sipedge.Request) error { return calls.ServeSIP(ctx, r) }))
+	chain := sipedge.Chain(mux,
+		sipedge.AuthGate(sipedge.AuthOptions{
+			Realm: cfg.SIP.Domain, AllowMD5: cfg.Auth.AllowMD5, MD5First: cfg.Auth.InsecureMD5First,
+			Nonces: nonces, Key: key.Derive("sip-auth"), Accounts: dir, Events: bus,
+		}),
+	)
+	edge, err := sipedge.New(sipedge.Options{
+		TLSListen: cfg.SIP.TLSListen, TCPListen: cfg.SIP.TCPListen, UDPListen: cfg.SIP.UDPListen,
+		TLSConfig: tm.ServerConfig(), AdvertiseHost: cfg.SIP.AdvertiseHost, UserAgent: cfg.SIP.UserAgent,
+		IdleTimeout: cfg.SIP.IdleTimeout, MaxMessageSize: cfg.SIP.MaxMessageSize,
+		UDPWorkers: cfg.SIP.UDPWorkerCount(), UDPReadBuffer: cfg.SIP.UDPReadBuffer,
+		Handler: chain, Logger: log.With("component", "sip"),
+	})
+	if err != nil {
+		return err
+	}
+	calls = call.New(call.Options{
+		Edge: edge, Directory: dir, Locator: reg, Events: bus, Logger: log.With("component", "call"),
+		Domain: cfg.SIP.Domain, InsecureSDESOverPlain: cfg.SIP.InsecureSDESOverPlainTransport,
+	})
+
+	printBanner(out, cfg, tm, edge, restored)
+	bus.Emit(events.New(events.ServerStarted, events.Info, netipZero, "", "veilig started", "version", Version))
+
+	var wg sync.WaitGroup
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("subsystem stopped", "subsystem", name, "err", err)
+				stop()
+			}
+		}()
+	}
+	// The bus and registrar outlive the edge so the last events and
+	// bindings are written after the listeners close.
+	bgCtx, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); _ = bus.Run(bgCtx) }()
+	go func() { defer bg.Done(); _ = reg.Run(bgCtx) }()
+
+	run("sip", edge.Serve)
+	run("accounts", func(ctx context.Context) error { dir.Watch(ctx, time.Second); return nil })
+	if cfg.TLS.CertFile != "" {
+		run("tls-watch", tm.Watch)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	run("sighup", func(ctx context.Context) error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-hup:
+				if err := tm.Reload(); err != nil {
+					log.Error("tls reload failed; keeping the current certificate", "err", err)
+					continue
+				}
+				log.Info("tls certificate reloaded", "fingerprint", tm.Fingerprint())
+				bus.Emit(events.New(events.TLSReloaded, events.Info, netipZero, "", "tls certificate reloaded", "fingerprint", tm.Fingerprint()))
+			}
+		}
+	})
+	fmt.Fprintln(out, "Veilig is ready")
+	<-ctx.Done()
+	wg.Wait()
+	bgCancel()
+	bg.Wait()
+	return nil
+}
+
+func listenHosts(cfg *config.Config) []string {
+	var hosts []string
+	for _, a := range []string{cfg.SIP.TLSListen, cfg.SIP.TCPListen, cfg.SIP.UDPListen} {
+		if a == "" {
+			continue
+		}
+		if h, _, err := net.SplitHostPort(a); err == nil {
+			hosts = append(hosts, h)
+		}
+	}
+	if cfg.SIP.AdvertiseHost != "" {
+		hosts = append(hosts, cfg.SIP.AdvertiseHost)
+	}
+	return hosts
+}
+
+func printBanner(out io.Writer, cfg *config.Config, tm *tlsconf.Manager, edge *sipedge.Edge, restored int) {
+	fmt.Fprintf(out, "Veilig %s, SIP domain %s, data in %s\n", Version, cfg.SIP.Domain, cfg.DataDir)
+	for _, l := range edge.Listeners() {
+		scheme := "sip+" + l.Transport
+		fmt.Fprintf(out, "listening: %s %s\n", scheme, l.Addr)
+	}
+	fmt.Fprintf(out, "TLS certificate fingerprint: %s\n", tm.Fingerprint())
+	if ca := tm.CAFile(); ca != "" {
+		fmt.Fprintf(out, "CA certificate: %s (give this to softphones to verify Veilig)\n", ca)
+	}
+	fmt.Fprintf(out, "security events: %s\n", cfg.EventsLogPath())
+	if restored > 0 {
+		fmt.Fprintf(out, "restored %d registrations\n", restored)
+	}
+	fmt.Fprintf(out, "Add an extension: veilig ext add 1001 --name \"Agent Anna\" --data-dir %s\n", cfg.DataDir)
+}

@@ -1,0 +1,5 @@
+package app
+
+import "net/netip"
+
+var netipZero netip.AddrPort

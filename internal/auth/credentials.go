@@ -1,0 +1,390 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"unicode/utf8"
+)
+
+// Limits on what ParseCredentials accepts. The header comes from anyone who
+// can reach the listener, so every dimension is capped before any work that
+// grows with it.
+const (
+	maxCredentialsLen = 8192 // whole header value
+	maxValueLen       = 1024 // one parameter value, after unescaping
+	maxNameLen        = 64   // one parameter name
+	maxParams         = 32   // parameters in one header
+)
+
+// ErrMalformedCredentials is wrapped by every ParseCredentials error, so the
+// caller can tell a broken or hostile header (answer 400 or drop) from a
+// wrong password (answer 401).
+var ErrMalformedCredentials = errors.New("malformed digest credentials")
+
+// Credentials are the parameters of a Digest Authorization or
+// Proxy-Authorization header value. Strings are as sent (quotes removed,
+// escapes undone); Verify hashes them verbatim, as the client did.
+type Credentials struct {
+	Username  string
+	Realm     string
+	Nonce     string
+	URI       string
+	Response  string
+	Algorithm Algorithm // MD5 when the client sent none (RFC 2617)
+	QOP       string    // "" for the RFC 2069 form, which Verify refuses
+	NC        string    // 8 hex digits as sent; see ParseNC
+	CNonce    string
+	Opaque    string
+}
+
+// LogValue keeps the response, nonces and opaque out of logs: together
+// with a captured challenge they allow offline password guessing.
+func (c Credentials) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("username", c.Username),
+		slog.String("realm", c.Realm),
+		slog.String("uri", c.URI),
+		slog.String("algorithm", c.Algorithm.String()),
+		slog.String("qop", c.QOP),
+		slog.String("nc", c.NC),
+	)
+}
+
+// Bits for the parameters Credentials holds, to find duplicates without
+// allocating.
+const (
+	pUsername = 1 << iota
+	pRealm
+	pNonce
+	pURI
+	pResponse
+	pAlgorithm
+	pQOP
+	pNC
+	pCNonce
+	pOpaque
+	pUserhash
+	pUsernameStar
+)
+
+var knownParams = [...]struct {
+	name string
+	bit  uint16
+}{
+	{"username", pUsername}, {"realm", pRealm}, {"nonce", pNonce}, {"uri", pURI},
+	{"response", pResponse}, {"algorithm", pAlgorithm}, {"qop", pQOP}, {"nc", pNC},
+	{"cnonce", pCNonce}, {"opaque", pOpaque}, {"userhash", pUserhash},
+	{"username*", pUsernameStar},
+}
+
+// ParseCredentials parses a Digest credentials header value such as
+// `Digest username="1001", realm="veilig", nonce="...", uri="sip:x",
+// response="...", algorithm=SHA-256, qop=auth, nc=00000001, cnonce="..."`.
+//
+// It follows the auth-param grammar of RFC 7235 and accepts either a token
+// or a quoted-string for every parameter, since clients differ on which
+// they quote. Duplicate parameters, missing mandatory ones, values over
+// 1024 bytes, control characters and invalid UTF-8 are errors. Unknown
+// parameters are skipped. It does not check the response; see Verify.
+func ParseCredentials(value string) (Credentials, error) {
+	c, err := parseCredentials(value)
+	if err != nil {
+		return Credentials{}, err // never half-filled credentials
+	}
+	return c, nil
+}
+
+func parseCredentials(value string) (Credentials, error) {
+	var c Credentials
+	if len(value) > maxCredentialsLen {
+		return c, malformed("header is %d bytes, limit %d", len(value), maxCredentialsLen)
+	}
+	if !utf8.ValidString(value) {
+		return c, malformed("header is not valid UTF-8")
+	}
+	p := parser{s: value}
+	p.skipWS()
+	scheme := p.token()
+	if !strings.EqualFold(scheme, "Digest") {
+		return c, malformed("scheme %q is not Digest", clip(scheme))
+	}
+	if p.i < len(p.s) && !isWS(p.s[p.i]) {
+		return c, malformed("expected space after scheme")
+	}
+
+	var (
+		seen     uint16
+		unknown  [maxParams]string
+		nUnknown int
+		nParams  int
+		alg      string
+	)
+	for {
+		// The list grammar allows empty elements, so skip stray commas.
+		for p.skipWS(); p.i < len(p.s) && p.s[p.i] == ','; p.skipWS() {
+			p.i++
+		}
+		if p.i == len(p.s) {
+			break
+		}
+		if nParams++; nParams > maxParams {
+			return c, malformed("more than %d parameters", maxParams)
+		}
+		name := p.token()
+		if name == "" {
+			return c, malformed("expected parameter name at byte %d", p.i)
+		}
+		if len(name) > maxNameLen {
+			return c, malformed("parameter name longer than %d bytes", maxNameLen)
+		}
+		p.skipWS()
+		if p.i == len(p.s) || p.s[p.i] != '=' {
+			return c, malformed("parameter %q has no value", clip(name))
+		}
+		p.i++
+		p.skipWS()
+		val, err := p.value()
+		if err != nil {
+			return c, malformed("parameter %q: %v", clip(name), err)
+		}
+		if len(val) > maxValueLen {
+			return c, malformed("parameter %q is longer than %d bytes", clip(name), maxValueLen)
+		}
+
+		bit := uint16(0)
+		for _, k := range knownParams {
+			if strings.EqualFold(name, k.name) {
+				bit = k.bit
+				break
+			}
+		}
+		if bit == 0 {
+			for _, u := range unknown[:nUnknown] {
+				if strings.EqualFold(u, name) {
+					return c, malformed("duplicate parameter %q", clip(name))
+				}
+			}
+			unknown[nUnknown] = name
+			nUnknown++
+		} else {
+			if seen&bit != 0 {
+				return c, malformed("duplicate parameter %q", clip(name))
+			}
+			seen |= bit
+		}
+		switch bit {
+		case pUsername:
+			c.Username = val
+		case pRealm:
+			c.Realm = val
+		case pNonce:
+			c.Nonce = val
+		case pURI:
+			c.URI = val
+		case pResponse:
+			c.Response = val
+		case pAlgorithm:
+			alg = val
+		case pQOP:
+			c.QOP = val
+		case pNC:
+			c.NC = val
+		case pCNonce:
+			c.CNonce = val
+		case pOpaque:
+			c.Opaque = val
+		case pUserhash:
+			// We never offer userhash, so a hashed username cannot be
+			// looked up; refuse it rather than treat the hash as a name.
+			if !strings.EqualFold(val, "false") {
+				return c, malformed("userhash is not supported")
+			}
+		case pUsernameStar:
+			return c, malformed("username* is not supported")
+		}
+
+		p.skipWS()
+		if p.i < len(p.s) && p.s[p.i] != ',' {
+			return c, malformed("expected ',' after parameter %q", clip(name))
+		}
+	}
+
+	return c, c.finish(seen, alg)
+}
+
+// finish checks the parsed parameters as a whole.
+func (c *Credentials) finish(seen uint16, alg string) error {
+	for _, m := range [...]struct {
+		bit  uint16
+		name string
+		val  string
+	}{
+		{pUsername, "username", c.Username},
+		{pRealm, "realm", c.Realm},
+		{pNonce, "nonce", c.Nonce},
+		{pURI, "uri", c.URI},
+		{pResponse, "response", c.Response},
+	} {
+		if seen&m.bit == 0 {
+			return malformed("missing parameter %q", m.name)
+		}
+		if m.val == "" {
+			return malformed("empty parameter %q", m.name)
+		}
+	}
+	c.Algorithm = MD5
+	if seen&pAlgorithm != 0 {
+		a, err := ParseAlgorithm(alg)
+		if err != nil {
+			return malformed("%v", err)
+		}
+		c.Algorithm = a
+	}
+	if !isHex(c.Response) {
+		return malformed("response is not hexadecimal")
+	}
+	if c.QOP != "" {
+		if c.NC == "" || c.CNonce == "" {
+			return malformed("qop without nc and cnonce")
+		}
+	}
+	if c.NC != "" {
+		if _, err := ParseNC(c.NC); err != nil {
+			return malformed("%v", err)
+		}
+	}
+	return nil
+}
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformedCredentials, fmt.Sprintf(format, args...))
+}
+
+// clip shortens attacker-chosen text before it goes into an error that
+// may be logged.
+func clip(s string) string {
+	const limit = 32
+	if len(s) <= limit {
+		return s
+	}
+	for i := limit; i > 0; i-- {
+		if utf8.RuneStart(s[i]) {
+			return s[:i] + "..."
+		}
+	}
+	return ""
+}
+
+// parser walks a header value. It returns substrings of the input, so the
+// common case (no escapes) allocates nothing.
+type parser struct {
+	s string
+	i int
+}
+
+func (p *parser) skipWS() {
+	for p.i < len(p.s) && isWS(p.s[p.i]) {
+		p.i++
+	}
+}
+
+func (p *parser) token() string {
+	start := p.i
+	for p.i < len(p.s) && isTchar(p.s[p.i]) {
+		p.i++
+	}
+	return p.s[start:p.i]
+}
+
+// value reads a token or a quoted-string (RFC 9110 section 5.6.4).
+func (p *parser) value() (string, error) {
+	if p.i == len(p.s) {
+		return "", errors.New("missing value")
+	}
+	if p.s[p.i] != '"' {
+		t := p.token()
+		if t == "" {
+			return "", fmt.Errorf("unexpected byte 0x%02x", p.s[p.i])
+		}
+		return t, nil
+	}
+	p.i++ // opening quote
+	start := p.i
+	for p.i < len(p.s) {
+		ch := p.s[p.i]
+		switch {
+		case ch == '"':
+			v := p.s[start:p.i]
+			p.i++
+			return v, nil
+		case ch == '\\':
+			return p.quotedSlow(start)
+		case isCtl(ch):
+			return "", fmt.Errorf("control byte 0x%02x in quoted string", ch)
+		}
+		p.i++
+	}
+	return "", errors.New("unterminated quoted string")
+}
+
+// quotedSlow finishes a quoted string that contains escapes; only this
+// path allocates.
+func (p *parser) quotedSlow(start int) (string, error) {
+	var b strings.Builder
+	b.Grow(p.i - start + 16)
+	b.WriteString(p.s[start:p.i])
+	for p.i < len(p.s) {
+		ch := p.s[p.i]
+		switch {
+		case ch == '"':
+			p.i++
+			return b.String(), nil
+		case ch == '\\':
+			if p.i+1 == len(p.s) {
+				return "", errors.New("unterminated quoted string")
+			}
+			next := p.s[p.i+1]
+			if isCtl(next) {
+				return "", fmt.Errorf("control byte 0x%02x in quoted string", next)
+			}
+			b.WriteByte(next)
+			p.i += 2
+			continue
+		case isCtl(ch):
+			return "", fmt.Errorf("control byte 0x%02x in quoted string", ch)
+		}
+		if b.Len() > maxValueLen {
+			return "", fmt.Errorf("longer than %d bytes", maxValueLen)
+		}
+		b.WriteByte(ch)
+		p.i++
+	}
+	return "", errors.New("unterminated quoted string")
+}
+
+func isWS(ch byte) bool { return ch == ' ' || ch == '\t' }
+
+// isCtl reports control characters other than HTAB, which quoted strings
+// may not carry (a CR or LF here would be header injection elsewhere).
+func isCtl(ch byte) bool { return (ch < 0x20 && ch != '\t') || ch == 0x7f }
+
+// isTchar reports RFC 9110 token characters.
+func isTchar(ch byte) bool {
+	switch {
+	case 'a' <= ch && ch <= 'z', 'A' <= ch && ch <= 'Z', '0' <= ch && ch <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", ch) >= 0
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if !('0' <= ch && ch <= '9' || 'a' <= ch && ch <= 'f' || 'A' <= ch && ch <= 'F') {
+			return false
+		}
+	}
+	return true
+}

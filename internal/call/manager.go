@@ -1,0 +1,210 @@
+// Package call is Veilig's B2BUA: an authenticated INVITE becomes a call of
+// two legs, each its own dialog, with provisional and final answers,
+// CANCEL, BYE and re-INVITE passed across and Veilig's media rule applied
+// to every offer and answer on every path.
+package call
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/veilig/veilig/internal/events"
+	"github.com/veilig/veilig/internal/sipedge"
+	"github.com/veilig/veilig/internal/store"
+)
+
+// Directory is what the call layer needs to know about extensions.
+type Directory interface {
+	Exists(number string) bool
+	Name(number string) string
+}
+
+// Locator finds where an extension's devices are registered.
+type Locator interface {
+	Lookup(number string, now time.Time) []store.Binding
+}
+
+// Options configure the Manager.
+type Options struct {
+	Edge      *sipedge.Edge
+	Directory Directory
+	Locator   Locator
+	Events    events.Emitter
+	Logger    *slog.Logger
+	Domain    string
+	// RingTimeout ends an unanswered call.
+	RingTimeout time.Duration
+	// MaxDuration is a safety ceiling: no dialog state outlives it even if
+	// every BYE is lost.
+	MaxDuration time.Duration
+	// InsecureSDESOverPlain lets SDP with SRTP keys cross UDP or TCP legs
+	// (sip.insecure_sdes_over_plain_transport). Off: keys travel only
+	// over TLS.
+	InsecureSDESOverPlain bool
+}
+
+type dialogKey struct{ callID, tag string }
+
+// Manager owns every call and dialog.
+type Manager struct {
+	o   Options
+	log *slog.Logger
+
+	mu      sync.Mutex
+	dialogs map[dialogKey]*leg
+	calls   map[*Call]struct{}
+}
+
+// New makes a Manager.
+func New(o Options) *Manager {
+	if o.RingTimeout <= 0 {
+		o.RingTimeout = 120 * time.Second
+	}
+	if o.MaxDuration <= 0 {
+		o.MaxDuration = 24 * time.Hour
+	}
+	return &Manager{o: o, log: o.Logger, dialogs: make(map[dialogKey]*leg), calls: make(map[*Call]struct{})}
+}
+
+// Active reports the calls and dialogs held (for leak checks and metrics).
+func (m *Manager) Active() (calls, dialogs int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.calls), len(m.dialogs)
+}
+
+func (m *Manager) addDialog(l *leg) {
+	m.mu.Lock()
+	m.dialogs[l.key()] = l
+	m.mu.Unlock()
+}
+
+func (m *Manager) dialog(callID, tag string) *leg {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dialogs[dialogKey{callID, tag}]
+}
+
+func (m *Manager) forget(c *Call) {
+	m.mu.Lock()
+	delete(m.calls, c)
+	for _, l := range c.legs() {
+		if m.dialogs[l.key()] == l {
+			delete(m.dialogs, l.key())
+		}
+	}
+	m.mu.Unlock()
+}
+
+// ServeSIP handles requests that reach the call layer: new INVITEs from
+// authenticated callers, and every request inside a dialog.
+func (m *Manager) ServeSIP(ctx context.Context, r *sipedge.Request) error {
+	if to := r.To(); to != nil && to.Params.Has("tag") {
+		return m.inDialog(ctx, r)
+	}
+	if r.Method == sip.OPTIONS {
+		return r.Respond(200, "OK", sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, REGISTER, OPTIONS, INFO, UPDATE"))
+	}
+	if r.Method != sip.INVITE {
+		// Out-of-dialog MESSAGE, SUBSCRIBE, REFER, INFO... are not relayed.
+		return r.Respond(405, "Method Not Allowed", sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, REGISTER, OPTIONS, INFO, UPDATE"))
+	}
+	return m.invite(ctx, r)
+}
+
+// refuse answers a new INVITE with a final error, an event and a record.
+func (m *Manager) refuse(r *sipedge.Request, code int, reason, why string, evType string) error {
+	target := r.Recipient.User
+	if evType != "" {
+		m.o.Events.Emit(events.New(evType, events.Warning, r.Peer(), r.Account, why,
+			"to", target, "code", cseqString(uint32(code))))
+	}
+	now := time.Now().UTC()
+	m.o.Events.Record(events.CallRecord{
+		ID: string(*r.CallID()), From: r.Account, To: target, Source: r.Peer().String(),
+		StartedAt: r.Received.UTC(), EndedAt: now, Disposition: "refused",
+		Cause: cseqString(uint32(code)) + " " + reason + ": " + why,
+	})
+	return r.Respond(code, reason)
+}
+
+func (m *Manager) invite(ctx context.Context, r *sipedge.Request) error {
+	target := r.Recipient.User
+	body := r.Body()
+	var offer Media
+	if len(body) > 0 {
+		if ct := r.ContentType(); ct == nil || !isSDP(ct.Value()) {
+			return m.refuse(r, 415, "Unsupported Media Type", "INVITE body is not application/sdp", events.CallRefused)
+		}
+		var err error
+		if offer, err = CheckSRTP(body, false); err != nil {
+			return m.refuse(r, 488, "Not Acceptable Here", err.Error(), events.MediaRefused)
+		}
+		if offer.HasKeys && !m.secureHop(r.Conn) {
+			return m.refuse(r, 488, "Not Acceptable Here", "SRTP keys offered over unencrypted "+r.Conn.Transport()+" signalling", events.MediaRefused)
+		}
+	}
+	if target == "" || !m.o.Directory.Exists(target) {
+		return m.refuse(r, 404, "Not Found", "no such extension", events.CallRefused)
+	}
+	now := time.Now()
+	var targets []target2
+	insecureOnly := false
+	for _, b := range m.o.Locator.Lookup(target, now) {
+		conn, ok := m.o.Edge.ConnFor(b.ConnID, b.Transport, b.Source)
+		if !ok {
+			continue
+		}
+		if !m.secureHop(conn) {
+			insecureOnly = true
+			continue
+		}
+		targets = append(targets, target2{binding: b, conn: conn})
+	}
+	if len(targets) == 0 {
+		if insecureOnly {
+			return m.refuse(r, 480, "Temporarily Unavailable", "callee is registered only over unencrypted signalling", events.CallRefused)
+		}
+		return m.refuse(r, 480, "Temporarily Unavailable", "callee has no reachable device", "")
+	}
+	_ = r.Respond(100, "Trying")
+	c := m.newCall(r, offer)
+	c.start(targets)
+	return nil
+}
+
+type target2 struct {
+	binding store.Binding
+	conn    sipedge.Conn
+}
+
+// secureHop reports whether SDES keys may cross conn.
+func (m *Manager) secureHop(c sipedge.Conn) bool {
+	return c.Transport() == "tls" || m.o.InsecureSDESOverPlain
+}
+
+func isSDP(ct string) bool {
+	mt, _, _ := cutSemicolon(ct)
+	return equalFold(mt, "application/sdp")
+}
+
+// inDialog handles a request inside an existing dialog.
+func (m *Manager) inDialog(ctx context.Context, r *sipedge.Request) error {
+	tag, _ := r.To().Params.Get("tag")
+	l := m.dialog(string(*r.CallID()), tag)
+	if l == nil {
+		return r.Respond(481, "Call/Transaction Does Not Exist")
+	}
+	return l.call.inDialog(l, r)
+}
+
+// errCallGone is returned when a call ended under a request.
+var errCallGone = errors.New("call ended")
+
+func addrOf(ap netip.AddrPort) netip.Addr { return ap.Addr() }

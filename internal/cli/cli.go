@@ -1,0 +1,144 @@
+// Package cli is Veilig's command line: one file per subcommand, stdlib
+// flags, errors that say what to fix.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/veilig/veilig/internal/config"
+)
+
+// env is the process environment, swappable in tests.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, e env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the server", runServe},
+		{"ext", "manage extensions (SIP accounts): add, list, remove, passwd", runExt},
+		{"calls", "list call records", runCalls},
+		{"events", "list security events", runEvents},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// Main runs the command line and returns the exit status.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := env{stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			err := c.run(context.Background(), e, args[1:])
+			if err == nil {
+				return 0
+			}
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			fmt.Fprintf(stderr, "veilig %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "veilig: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: veilig <command> [flags]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nevery command takes --config FILE and --data-dir DIR (env VEILIG_CONFIG, VEILIG_DATA_DIR)")
+}
+
+// common are the flags every command shares.
+type common struct {
+	configFile string
+	dataDir    string
+	sets       multi
+}
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.configFile, "config", "", "YAML config `file` (env VEILIG_CONFIG)")
+	fs.StringVar(&c.dataDir, "data-dir", "", "data `directory` (overrides data_dir)")
+	fs.Var(&c.sets, "set", "override one config key, `key=value` (repeatable)")
+}
+
+// load builds the config from file, env and flags.
+func (c *common) load(extra map[string]string) (*config.Config, error) {
+	file := c.configFile
+	if file == "" {
+		file = os.Getenv("VEILIG_CONFIG")
+	}
+	ov := map[string]string{}
+	for k, v := range extra {
+		if v != "" {
+			ov[k] = v
+		}
+	}
+	if c.dataDir != "" {
+		ov["data_dir"] = c.dataDir
+	}
+	for _, s := range c.sets {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return nil, fmt.Errorf("--set %q: want key=value", s)
+		}
+		ov[k] = v
+	}
+	return config.Load(config.LoadOptions{File: file, Env: os.Environ(), Overrides: ov, ExtraEnv: []string{"VEILIG_CONFIG"}})
+}
+
+// parse parses flags that may come before, between or after positional
+// arguments ("ext add 1001 --name X").
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

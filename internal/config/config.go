@@ -1,0 +1,173 @@
+package config
+
+import (
+	"crypto/tls"
+	"runtime"
+	"time"
+)
+
+// Config is the whole server configuration. Every field's yaml tag is part
+// of the file format contract and also names its environment variable and
+// flag override; see the package documentation.
+type Config struct {
+	// DataDir holds the database, keys, generated TLS material and, unless
+	// events.log_file says otherwise, the event log.
+	DataDir string `yaml:"data_dir"`
+
+	Log    Log    `yaml:"log"`
+	SIP    SIP    `yaml:"sip"`
+	TLS    TLS    `yaml:"tls"`
+	Auth   Auth   `yaml:"auth"`
+	Events Events `yaml:"events"`
+}
+
+// Log configures the operational log (not the security event log).
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn or error
+	Format string `yaml:"format"` // text or json
+}
+
+// SIP configures the signalling listeners and the registrar's limits.
+type SIP struct {
+	// Domain is the SIP domain served, used as the digest realm and in
+	// the generated server certificate.
+	Domain string `yaml:"domain"`
+
+	// Listen addresses, host:port. An empty address turns that listener
+	// off; plaintext transports are off by default.
+	TLSListen string `yaml:"tls_listen"`
+	TCPListen string `yaml:"tcp_listen"`
+	UDPListen string `yaml:"udp_listen"`
+
+	// AdvertiseHost is put in Via and Contact when a listener is bound to
+	// a wildcard address and peers need a concrete host to reach us.
+	AdvertiseHost string `yaml:"advertise_host"`
+
+	UserAgent string `yaml:"user_agent"`
+
+	// Registration expiry bounds (RFC 3261 section 10.3): requests below
+	// MinExpires get 423 Interval Too Brief, above MaxExpires are capped,
+	// and DefaultExpires applies when the client names none.
+	MinExpires     time.Duration `yaml:"min_expires"`
+	MaxExpires     time.Duration `yaml:"max_expires"`
+	DefaultExpires time.Duration `yaml:"default_expires"`
+
+	// IdleTimeout closes a TLS/TCP connection that sends nothing for this
+	// long; it must outlast devices' keep-alive interval (commonly 30s).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+
+	// MaxMessageSize in bytes bounds one SIP message on every transport.
+	MaxMessageSize int `yaml:"max_message_size"`
+
+	// UDPWorkers bounds concurrent UDP message handling; 0 means
+	// 2*GOMAXPROCS (see UDPWorkerCount).
+	UDPWorkers int `yaml:"udp_workers"`
+
+	// UDPReadBuffer is the socket receive buffer in bytes; a large buffer
+	// absorbs bursts that would otherwise be dropped by the kernel.
+	UDPReadBuffer int `yaml:"udp_read_buffer"`
+
+	// InsecureSDESOverPlainTransport lets SDP carrying SRTP keys cross
+	// UDP or TCP signalling, where anyone on the path can read the keys.
+	// Only for load tests and peers without TLS; every audit reports it.
+	InsecureSDESOverPlainTransport bool `yaml:"insecure_sdes_over_plain_transport"`
+}
+
+// TLS configures the certificate and protocol versions of the TLS listener.
+type TLS struct {
+	// CertFile and KeyFile name a PEM certificate chain and key. When both
+	// are empty Veilig generates a local CA and server certificate under
+	// <data_dir>/tls.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+
+	// MinVersion is "1.2" or "1.3"; "1.0" and "1.1" need
+	// InsecureLegacyVersions.
+	MinVersion string `yaml:"min_version"`
+
+	InsecureLegacyVersions bool `yaml:"insecure_legacy_versions"`
+}
+
+// Auth configures digest authentication.
+type Auth struct {
+	// AllowMD5 offers the MD5 digest next to SHA-256, because most
+	// deployed phones only speak MD5.
+	AllowMD5 bool `yaml:"allow_md5"`
+
+	// NonceTTL is how long a digest nonce stays valid.
+	NonceTTL time.Duration `yaml:"nonce_ttl"`
+
+	// InsecureMD5First puts the MD5 challenge before SHA-256, for peers
+	// (such as sipp 3.6.1) that read only the first challenge.
+	InsecureMD5First bool `yaml:"insecure_md5_first"`
+}
+
+// Events configures the security event log.
+type Events struct {
+	// LogFile is the JSON-lines event log; empty means
+	// <data_dir>/events.jsonl (see Config.EventsLogPath).
+	LogFile string `yaml:"log_file"`
+
+	// Retention is how long events are kept before they are pruned.
+	Retention time.Duration `yaml:"retention"`
+}
+
+// Default returns the configuration used when nothing is configured. It is
+// secure as it stands: TLS only, SHA-256 digest preferred, long retention.
+func Default() Config {
+	return Config{
+		DataDir: "./veilig-data",
+		Log: Log{
+			Level:  "info",
+			Format: "text",
+		},
+		SIP: SIP{
+			Domain:         "veilig.local",
+			TLSListen:      "0.0.0.0:5061",
+			UserAgent:      "Veilig",
+			MinExpires:     60 * time.Second,
+			MaxExpires:     time.Hour,
+			DefaultExpires: 10 * time.Minute,
+			IdleTimeout:    5 * time.Minute,
+			MaxMessageSize: 65535,
+			UDPReadBuffer:  4 << 20,
+		},
+		TLS: TLS{
+			MinVersion: "1.2",
+		},
+		Auth: Auth{
+			AllowMD5: true,
+			NonceTTL: 5 * time.Minute,
+		},
+		Events: Events{
+			Retention: 180 * 24 * time.Hour,
+		},
+	}
+}
+
+// UDPWorkerCount resolves udp_workers: 0 means twice the usable CPUs, which
+// keeps cores busy while one worker waits on the store.
+func (s SIP) UDPWorkerCount() int {
+	if s.UDPWorkers > 0 {
+		return s.UDPWorkers
+	}
+	return 2 * runtime.GOMAXPROCS(0)
+}
+
+// tlsVersions maps the accepted tls.min_version spellings to crypto/tls.
+var tlsVersions = map[string]uint16{
+	"1.0": tls.VersionTLS10,
+	"1.1": tls.VersionTLS11,
+	"1.2": tls.VersionTLS12,
+	"1.3": tls.VersionTLS13,
+}
+
+// MinTLSVersion returns min_version as a crypto/tls constant, falling back
+// to TLS 1.2 for an unvalidated or unknown spelling so a caller can never
+// end up below the secure floor by accident.
+func (t TLS) MinTLSVersion() uint16 {
+	if v, ok := tlsVersions[t.MinVersion]; ok {
+		return v
+	}
+	return tls.VersionTLS12
+}

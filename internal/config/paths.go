@@ -1,0 +1,24 @@
+package config
+
+import "path/filepath"
+
+// The files below live in data_dir so that one directory holds all state
+// to back up, move, or protect with one set of permissions.
+
+// EventsLogPath is the security event log: events.log_file when set,
+// otherwise <data_dir>/events.jsonl.
+func (c *Config) EventsLogPath() string {
+	if c.Events.LogFile != "" {
+		return c.Events.LogFile
+	}
+	return filepath.Join(c.DataDir, "events.jsonl")
+}
+
+// DBPath is the embedded SQLite database.
+func (c *Config) DBPath() string { return filepath.Join(c.DataDir, "veilig.db") }
+
+// DataKeyPath is the key that seals secrets (HA1 values) in the store.
+func (c *Config) DataKeyPath() string { return filepath.Join(c.DataDir, "data.key") }
+
+// TLSDir holds the generated local CA and server certificate.
+func (c *Config) TLSDir() string { return filepath.Join(c.DataDir, "tls") }

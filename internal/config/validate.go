@@ -1,0 +1,214 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// sectionValidator is implemented by section types that have rules of
+// their own; Validate finds them by reflection, so a new section only has
+// to define the method.
+type sectionValidator interface {
+	validate(c checker)
+}
+
+// checker collects problems, prefixing keys with the section being checked.
+type checker struct {
+	prefix string
+	errs   *[]error
+}
+
+func (c checker) errf(key, format string, args ...any) {
+	*c.errs = append(*c.errs, &Error{Key: c.prefix + key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate reports every impossible or insecure setting, each as an *Error
+// naming its key; nil means the Config is safe to run. Insecure choices are
+// accepted only when spelled with an insecure_ key (see Warnings).
+func (c *Config) Validate() error {
+	var errs []error
+	root := checker{errs: &errs}
+	if strings.TrimSpace(c.DataDir) == "" {
+		root.errf("data_dir", "must be set")
+	}
+	forEachSection(c, func(name string, v reflect.Value) {
+		if sv, ok := v.Interface().(sectionValidator); ok {
+			sv.validate(checker{prefix: name + ".", errs: &errs})
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// forEachSection calls fn with the yaml name and value of each top-level
+// section of c.
+func forEachSection(c *Config, fn func(name string, v reflect.Value)) {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if name := yamlName(f); name != "" && isSection(f.Type) {
+			fn(name, v.Field(i))
+		}
+	}
+}
+
+func (l Log) validate(c checker) {
+	oneOf(c, "level", l.Level, "debug", "info", "warn", "error")
+	oneOf(c, "format", l.Format, "text", "json")
+}
+
+func (s SIP) validate(c checker) {
+	if s.Domain == "" {
+		c.errf("domain", "must be set")
+	} else if !validHost(s.Domain) {
+		c.errf("domain", "must be a host name or IP address without port, got %q", s.Domain)
+	}
+	if s.TLSListen == "" {
+		c.errf("tls_listen", "must be set: TLS is the signalling transport that is always on")
+	}
+	listen(c, "tls_listen", s.TLSListen)
+	listen(c, "tcp_listen", s.TCPListen)
+	listen(c, "udp_listen", s.UDPListen)
+	if s.TCPListen != "" && s.TCPListen == s.TLSListen {
+		c.errf("tcp_listen", "must differ from %stls_listen, both are %q", c.prefix, s.TLSListen)
+	}
+	if s.AdvertiseHost != "" && !validHost(s.AdvertiseHost) {
+		c.errf("advertise_host", "must be a host name or IP address without port, got %q", s.AdvertiseHost)
+	}
+	if len(s.UserAgent) > 128 {
+		c.errf("user_agent", "must be at most 128 characters, got %d", len(s.UserAgent))
+	}
+	if strings.ContainsFunc(s.UserAgent, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+		c.errf("user_agent", "must be printable ASCII, got %q", s.UserAgent)
+	}
+
+	durationRange(c, "min_expires", s.MinExpires, 10*time.Second, 24*time.Hour)
+	durationRange(c, "max_expires", s.MaxExpires, 10*time.Second, 24*time.Hour)
+	if s.MinExpires > s.MaxExpires {
+		c.errf("min_expires", "must not exceed %smax_expires (%s), got %s", c.prefix, fmtDur(s.MaxExpires), fmtDur(s.MinExpires))
+	} else if s.DefaultExpires < s.MinExpires || s.DefaultExpires > s.MaxExpires {
+		c.errf("default_expires", "must be between %smin_expires (%s) and %smax_expires (%s), got %s",
+			c.prefix, fmtDur(s.MinExpires), c.prefix, fmtDur(s.MaxExpires), fmtDur(s.DefaultExpires))
+	}
+	if s.IdleTimeout <= 30*time.Second {
+		c.errf("idle_timeout", "must be more than 30s so devices' keep-alives arrive in time, got %s", fmtDur(s.IdleTimeout))
+	} else {
+		durationRange(c, "idle_timeout", s.IdleTimeout, 0, 24*time.Hour)
+	}
+	intRange(c, "max_message_size", s.MaxMessageSize, 1024, 65535)
+	intRange(c, "udp_workers", s.UDPWorkers, 0, 4096)
+	intRange(c, "udp_read_buffer", s.UDPReadBuffer, 0, 256<<20)
+}
+
+func (t TLS) validate(c checker) {
+	if t.CertFile != "" && t.KeyFile == "" {
+		c.errf("key_file", "must be set when %scert_file is", c.prefix)
+	}
+	if t.KeyFile != "" && t.CertFile == "" {
+		c.errf("cert_file", "must be set when %skey_file is", c.prefix)
+	}
+	switch t.MinVersion {
+	case "1.2", "1.3":
+	case "1.0", "1.1":
+		if !t.InsecureLegacyVersions {
+			c.errf("min_version", "TLS %s is obsolete and broken; allowed are 1.2 and 1.3 (set %sinsecure_legacy_versions: true to allow it anyway)", t.MinVersion, c.prefix)
+		}
+	default:
+		c.errf("min_version", "must be 1.2 or 1.3, got %q", t.MinVersion)
+	}
+}
+
+func (a Auth) validate(c checker) {
+	durationRange(c, "nonce_ttl", a.NonceTTL, 10*time.Second, time.Hour)
+	if a.InsecureMD5First && !a.AllowMD5 {
+		c.errf("insecure_md5_first", "needs %sallow_md5: true; with MD5 off there is no MD5 challenge to put first", c.prefix)
+	}
+}
+
+func (e Events) validate(c checker) {
+	if e.Retention < 24*time.Hour {
+		c.errf("retention", "must be at least 24h, got %s", fmtDur(e.Retention))
+	}
+}
+
+func oneOf(c checker, key, val string, allowed ...string) {
+	for _, a := range allowed {
+		if val == a {
+			return
+		}
+	}
+	c.errf(key, "must be one of %s, got %q", strings.Join(allowed, ", "), val)
+}
+
+func durationRange(c checker, key string, d, lo, hi time.Duration) {
+	switch {
+	case d < lo:
+		c.errf(key, "must be at least %s, got %s", fmtDur(lo), fmtDur(d))
+	case d > hi:
+		c.errf(key, "must be at most %s, got %s", fmtDur(hi), fmtDur(d))
+	}
+}
+
+func intRange(c checker, key string, n, lo, hi int) {
+	if n < lo || n > hi {
+		c.errf(key, "must be between %d and %d, got %d", lo, hi, n)
+	}
+}
+
+// listen checks a host:port listen address; "" (off) passes.
+func listen(c checker, key, addr string) {
+	if addr == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		c.errf(key, "must be host:port such as 0.0.0.0:5061 or [::1]:5061, got %q", addr)
+		return
+	}
+	if host != "" && !validHost(host) {
+		c.errf(key, "host must be an IP address or host name, got %q", host)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		c.errf(key, "port must be a number from 0 to 65535, got %q", port)
+	}
+}
+
+// validHost accepts an IP address or a DNS host name (RFC 1123 labels).
+func validHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if len(h) == 0 || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(strings.TrimSuffix(h, "."), ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// fmtDur prints durations the way users write them ("1h", "10m", "90s"
+// rather than "1h0m0s", "10m0s", "1m30s" for round values).
+func fmtDur(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

@@ -1,0 +1,76 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// insecureWhy explains each insecure_ key in a warning. A key missing here
+// still gets a warning, with a generic reason, so a new insecure_ key can
+// never be switched on silently.
+var insecureWhy = map[string]string{
+	"tls.insecure_legacy_versions":           "TLS 1.0/1.1 may be negotiated, which are broken",
+	"auth.insecure_md5_first":                "the MD5 digest challenge is offered before SHA-256, so most clients pick MD5",
+	"sip.insecure_sdes_over_plain_transport": "SRTP keys in SDP may cross unencrypted UDP/TCP signalling, where anyone on the path can read them",
+}
+
+// sectionWarner is implemented by section types that have allowed but
+// weakening settings beyond their insecure_ keys.
+type sectionWarner interface {
+	warn(prefix string) []string
+}
+
+// Warnings lists every setting that is allowed but weakens security, in a
+// stable order, for the start-up log and the audit. Every insecure_ key
+// that is set is listed, whether or not its section knows about it.
+func (c *Config) Warnings() []string {
+	var out []string
+	for _, k := range keyTable() {
+		leaf := k.name[strings.LastIndex(k.name, ".")+1:]
+		if !strings.HasPrefix(leaf, "insecure_") {
+			continue
+		}
+		v := reflect.ValueOf(c).Elem().FieldByIndex(k.index)
+		if v.IsZero() {
+			continue
+		}
+		why, ok := insecureWhy[k.name]
+		if !ok {
+			why = "this weakens security"
+		}
+		out = append(out, fmt.Sprintf("%s is set: %s", k.name, why))
+	}
+	forEachSection(c, func(name string, v reflect.Value) {
+		if sw, ok := v.Interface().(sectionWarner); ok {
+			out = append(out, sw.warn(name+".")...)
+		}
+	})
+	return out
+}
+
+func (s SIP) warn(p string) []string {
+	var out []string
+	if s.UDPListen != "" {
+		out = append(out, p+"udp_listen is on: SIP over UDP is unencrypted and its source addresses can be spoofed")
+	}
+	if s.TCPListen != "" {
+		out = append(out, p+"tcp_listen is on: SIP over TCP is unencrypted")
+	}
+	return out
+}
+
+func (a Auth) warn(p string) []string {
+	if a.AllowMD5 {
+		return []string{p + "allow_md5 is true: clients may answer with the MD5 digest, which is weaker than SHA-256 (many phones only speak MD5)"}
+	}
+	return nil
+}
+
+func (e Events) warn(p string) []string {
+	if e.Retention < 90*24*time.Hour {
+		return []string{fmt.Sprintf("%sretention is %s: shorter than the 90 days incident investigations and audits usually need", p, fmtDur(e.Retention))}
+	}
+	return nil
+}

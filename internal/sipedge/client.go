@@ -1,0 +1,371 @@
+package sipedge
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Client transaction states (RFC 3261 17.1, with RFC 6026's Accepted).
+const (
+	ctCalling = iota
+	ctProceeding
+	ctCompleted
+	ctAccepted
+	ctTerminated
+)
+
+// ResponseFunc receives the responses of a client transaction. A 2xx to an
+// INVITE may arrive more than once (retransmissions); everything else once.
+type ResponseFunc func(res *sip.Response)
+
+// ClientTx is one request Veilig sent, with its retransmissions, timeout
+// and (for INVITE) the ACK of non-2xx answers.
+type ClientTx struct {
+	key    string
+	edge   *Edge
+	conn   Conn
+	req    *sip.Request
+	raw    []byte
+	invite bool
+	onResp ResponseFunc
+
+	mu            sync.Mutex
+	state         int
+	interval      time.Duration
+	retrans       *time.Timer
+	timeout       *time.Timer
+	ack           []byte
+	cancelPending bool
+	cancelled     bool
+}
+
+// Request is the request as sent (with Veilig's Via on top).
+func (tx *ClientTx) Request() *sip.Request { return tx.req }
+
+// Conn is the connection the request went out on.
+func (tx *ClientTx) Conn() Conn { return tx.conn }
+
+// Send starts a client transaction for req on conn. It puts Veilig's Via on
+// top (a fresh branch) and never dials: conn must be a live connection or
+// the UDP socket of a known source. onResp is called for every response,
+// and with a locally made 408 or 503 when the peer does not answer or the
+// connection fails.
+func (e *Edge) Send(conn Conn, req *sip.Request, onResp ResponseFunc) (*ClientTx, error) {
+	branch := sip.GenerateBranchN(16)
+	via := e.via(conn, branch)
+	req.PrependHeader(via)
+	if req.MaxForwards() == nil {
+		mf := sip.MaxForwardsHeader(70)
+		req.AppendHeader(&mf)
+	}
+	if req.ContentLength() == nil {
+		req.SetBody(nil)
+		cl := sip.ContentLengthHeader(0)
+		req.AppendHeader(&cl)
+	}
+	tx := &ClientTx{
+		key:    branch + "|" + string(req.Method),
+		edge:   e,
+		conn:   conn,
+		req:    req,
+		invite: req.Method == sip.INVITE,
+		onResp: onResp,
+	}
+	tx.raw = encode(req)
+	e.txs.addClient(tx.key, tx)
+	if err := conn.Send(tx.raw); err != nil {
+		e.txs.removeClient(tx.key, tx)
+		return nil, err
+	}
+	tx.mu.Lock()
+	if !conn.Reliable() {
+		tx.interval = T1
+		tx.retrans = time.AfterFunc(T1, tx.retransmit)
+	}
+	tx.timeout = time.AfterFunc(TimerB, tx.timedOut)
+	tx.mu.Unlock()
+	return tx, nil
+}
+
+// via builds Veilig's Via for a request sent on conn.
+func (e *Edge) via(conn Conn, branch string) *sip.ViaHeader {
+	host, port := e.sentBy(conn)
+	v := &sip.ViaHeader{
+		ProtocolName:    "SIP",
+		ProtocolVersion: "2.0",
+		Transport:       transportToken(conn.Transport()),
+		Host:            host,
+		Port:            port,
+		Params:          sip.NewParams(),
+	}
+	v.Params.Add("branch", branch)
+	return v
+}
+
+func transportToken(t string) string {
+	switch t {
+	case "tls":
+		return "TLS"
+	case "tcp":
+		return "TCP"
+	default:
+		return "UDP"
+	}
+}
+
+func (tx *ClientTx) retransmit() {
+	tx.mu.Lock()
+	if tx.state != ctCalling && !(tx.state == ctProceeding && !tx.invite) {
+		tx.mu.Unlock()
+		return
+	}
+	tx.interval *= 2
+	if tx.interval > T2 || (tx.state == ctProceeding && !tx.invite) {
+		tx.interval = T2
+	}
+	if tx.invite && tx.interval > T2 {
+		tx.interval = T2
+	}
+	tx.retrans = time.AfterFunc(tx.interval, tx.retransmit)
+	raw := tx.raw
+	tx.mu.Unlock()
+	_ = tx.conn.Send(raw)
+}
+
+func (tx *ClientTx) timedOut() {
+	tx.mu.Lock()
+	if tx.state != ctCalling && tx.state != ctProceeding {
+		tx.mu.Unlock()
+		return
+	}
+	tx.state = ctTerminated
+	tx.stopTimersLocked()
+	tx.mu.Unlock()
+	tx.edge.txs.removeClient(tx.key, tx)
+	tx.onResp(tx.local(408, "Request Timeout"))
+}
+
+// Fail ends the transaction as if the connection had failed, answering
+// the caller with a local 503. Used when the connection is known gone.
+func (tx *ClientTx) Fail() {
+	tx.mu.Lock()
+	if tx.state != ctCalling && tx.state != ctProceeding {
+		tx.mu.Unlock()
+		return
+	}
+	tx.state = ctTerminated
+	tx.stopTimersLocked()
+	tx.mu.Unlock()
+	tx.edge.txs.removeClient(tx.key, tx)
+	tx.onResp(tx.local(503, "Service Unavailable"))
+}
+
+func (tx *ClientTx) stopTimersLocked() {
+	if tx.retrans != nil {
+		tx.retrans.Stop()
+	}
+	if tx.timeout != nil {
+		tx.timeout.Stop()
+	}
+}
+
+// local makes a response Veilig pretends to have received.
+func (tx *ClientTx) local(code int, reason string) *sip.Response {
+	res := sip.NewResponseFromRequest(tx.req, code, reason, nil)
+	return res
+}
+
+func (tx *ClientTx) receive(res *sip.Response) {
+	tx.mu.Lock()
+	switch {
+	case res.StatusCode < 200:
+		if tx.state != ctCalling && tx.state != ctProceeding {
+			tx.mu.Unlock()
+			return
+		}
+		tx.state = ctProceeding
+		if tx.invite && tx.retrans != nil {
+			tx.retrans.Stop()
+		}
+		sendCancel := tx.cancelPending
+		tx.cancelPending = false
+		tx.mu.Unlock()
+		if sendCancel {
+			tx.sendCancel()
+		}
+		tx.onResp(res)
+		return
+	case tx.invite && res.StatusCode < 300:
+		first := tx.state == ctCalling || tx.state == ctProceeding
+		if !first && tx.state != ctAccepted {
+			tx.mu.Unlock()
+			return
+		}
+		if first {
+			tx.state = ctAccepted
+			tx.stopTimersLocked()
+			time.AfterFunc(TimerB, func() { tx.terminate() })
+		}
+		tx.mu.Unlock()
+		tx.onResp(res)
+		return
+	case tx.invite:
+		if tx.state == ctCompleted {
+			ack := tx.ack
+			tx.mu.Unlock()
+			_ = tx.conn.Send(ack)
+			return
+		}
+		if tx.state != ctCalling && tx.state != ctProceeding {
+			tx.mu.Unlock()
+			return
+		}
+		tx.state = ctCompleted
+		tx.stopTimersLocked()
+		tx.ack = encode(tx.ackFor(res))
+		ack := tx.ack
+		if tx.conn.Reliable() {
+			tx.state = ctTerminated
+		} else {
+			time.AfterFunc(TimerB, func() { tx.terminate() })
+		}
+		tx.mu.Unlock()
+		_ = tx.conn.Send(ack)
+		if tx.conn.Reliable() {
+			tx.edge.txs.removeClient(tx.key, tx)
+		}
+		tx.onResp(res)
+		return
+	default:
+		if tx.state != ctCalling && tx.state != ctProceeding {
+			tx.mu.Unlock()
+			return
+		}
+		tx.state = ctTerminated
+		tx.stopTimersLocked()
+		tx.mu.Unlock()
+		tx.edge.txs.removeClient(tx.key, tx)
+		tx.onResp(res)
+	}
+}
+
+func (tx *ClientTx) terminate() {
+	tx.mu.Lock()
+	tx.state = ctTerminated
+	tx.mu.Unlock()
+	tx.edge.txs.removeClient(tx.key, tx)
+}
+
+// ackFor builds the ACK of a non-2xx final answer (RFC 3261 17.1.1.3):
+// same branch and Request-URI, To from the response.
+func (tx *ClientTx) ackFor(res *sip.Response) *sip.Request {
+	ack := sip.NewRequest(sip.ACK, *tx.req.Recipient.Clone())
+	ack.SipVersion = tx.req.SipVersion
+	ack.AppendHeader(sip.HeaderClone(tx.req.Via()))
+	for _, h := range tx.req.GetHeaders("Route") {
+		ack.AppendHeader(sip.HeaderClone(h))
+	}
+	mf := sip.MaxForwardsHeader(70)
+	ack.AppendHeader(&mf)
+	ack.AppendHeader(sip.HeaderClone(tx.req.From()))
+	if to := res.To(); to != nil {
+		ack.AppendHeader(sip.HeaderClone(to))
+	}
+	ack.AppendHeader(sip.HeaderClone(tx.req.CallID()))
+	ack.AppendHeader(&sip.CSeqHeader{SeqNo: tx.req.CSeq().SeqNo, MethodName: sip.ACK})
+	ack.SetBody(nil)
+	return ack
+}
+
+// Cancel asks the callee to stop ringing (RFC 3261 9.1): the CANCEL goes
+// only after a provisional response has arrived.
+func (tx *ClientTx) Cancel() {
+	if !tx.invite {
+		return
+	}
+	tx.mu.Lock()
+	if tx.cancelled {
+		tx.mu.Unlock()
+		return
+	}
+	switch tx.state {
+	case ctCalling:
+		tx.cancelled = true
+		tx.cancelPending = true
+		tx.mu.Unlock()
+		return
+	case ctProceeding:
+		tx.cancelled = true
+		tx.mu.Unlock()
+		tx.sendCancel()
+		return
+	}
+	tx.mu.Unlock()
+}
+
+func (tx *ClientTx) sendCancel() {
+	c := sip.NewRequest(sip.CANCEL, *tx.req.Recipient.Clone())
+	c.SipVersion = tx.req.SipVersion
+	c.AppendHeader(sip.HeaderClone(tx.req.Via()))
+	for _, h := range tx.req.GetHeaders("Route") {
+		c.AppendHeader(sip.HeaderClone(h))
+	}
+	mf := sip.MaxForwardsHeader(70)
+	c.AppendHeader(&mf)
+	c.AppendHeader(sip.HeaderClone(tx.req.From()))
+	c.AppendHeader(sip.HeaderClone(tx.req.To()))
+	c.AppendHeader(sip.HeaderClone(tx.req.CallID()))
+	c.AppendHeader(&sip.CSeqHeader{SeqNo: tx.req.CSeq().SeqNo, MethodName: sip.CANCEL})
+	c.SetBody(nil)
+	// The CANCEL is its own transaction on the same branch.
+	ct := &ClientTx{
+		key:    tx.req.Via().Params.GetOr("branch", "") + "|CANCEL",
+		edge:   tx.edge,
+		conn:   tx.conn,
+		req:    c,
+		onResp: func(*sip.Response) {},
+	}
+	ct.raw = encode(c)
+	tx.edge.txs.addClient(ct.key, ct)
+	if err := tx.conn.Send(ct.raw); err != nil {
+		tx.edge.txs.removeClient(ct.key, ct)
+		return
+	}
+	ct.mu.Lock()
+	if !tx.conn.Reliable() {
+		ct.interval = T1
+		ct.retrans = time.AfterFunc(T1, ct.retransmit)
+	}
+	ct.timeout = time.AfterFunc(TimerB, ct.timedOut)
+	ct.mu.Unlock()
+}
+
+// SendACK sends the ACK of a 2xx, which is not part of any transaction
+// (RFC 3261 13.2.2.4); the caller keeps it to answer 2xx retransmissions.
+func (e *Edge) SendACK(conn Conn, ack *sip.Request) ([]byte, error) {
+	ack.PrependHeader(e.via(conn, sip.GenerateBranchN(16)))
+	if ack.MaxForwards() == nil {
+		mf := sip.MaxForwardsHeader(70)
+		ack.AppendHeader(&mf)
+	}
+	if ack.ContentLength() == nil {
+		cl := sip.ContentLengthHeader(len(ack.Body()))
+		ack.AppendHeader(&cl)
+	}
+	raw := encode(ack)
+	return raw, conn.Send(raw)
+}
+
+func clientKey(res *sip.Response) string {
+	v := res.Via()
+	cs := res.CSeq()
+	if v == nil || cs == nil {
+		return ""
+	}
+	return v.Params.GetOr("branch", "") + "|" + string(cs.MethodName)
+}
+
+var _ = strconv.Itoa

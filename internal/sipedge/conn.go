@@ -1,0 +1,157 @@
+package sipedge
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Conn is where a message came from and where its answer must go. Veilig
+// answers only on the connection or socket source a request arrived on and
+// never resolves or dials a host named inside a message (sipgo falls back to
+// the Via host when a connection closes early; we drop the response instead).
+type Conn interface {
+	// ID identifies the transport connection: "tls:1.2.3.4:5678#17" for a
+	// stream, "udp:1.2.3.4:5678" for a datagram source.
+	ID() string
+	Transport() string // "udp", "tcp" or "tls"
+	Peer() netip.AddrPort
+	Local() netip.AddrPort
+	Reliable() bool
+	// Send writes one whole message. It fails with ErrConnClosed once the
+	// connection is gone; it never reconnects.
+	Send(b []byte) error
+}
+
+// ErrConnClosed reports a send on a connection that no longer exists.
+var ErrConnClosed = errors.New("connection closed")
+
+// udpConn is the pseudo-connection of one datagram source.
+type udpConn struct {
+	pc    *net.UDPConn
+	peer  netip.AddrPort
+	local netip.AddrPort
+}
+
+func (c *udpConn) ID() string            { return "udp:" + c.peer.String() }
+func (c *udpConn) Transport() string     { return "udp" }
+func (c *udpConn) Peer() netip.AddrPort  { return c.peer }
+func (c *udpConn) Local() netip.AddrPort { return c.local }
+func (c *udpConn) Reliable() bool        { return false }
+func (c *udpConn) Send(b []byte) error   { _, err := c.pc.WriteToUDPAddrPort(b, c.peer); return err }
+
+// streamConn is one accepted TCP or TLS connection. Writes are serialised
+// and buffered; a write that cannot finish within writeTimeout closes the
+// connection so one stalled peer never holds a sender.
+type streamConn struct {
+	c         net.Conn
+	id        string
+	transport string
+	peer      netip.AddrPort
+	local     netip.AddrPort
+
+	mu     sync.Mutex
+	w      *bufio.Writer
+	closed atomic.Bool
+	onGone func(*streamConn)
+	// lastRead is unix seconds of the last received byte (keep-alives
+	// included), for idle accounting.
+	lastRead atomic.Int64
+}
+
+const writeTimeout = 5 * time.Second
+
+func (c *streamConn) ID() string            { return c.id }
+func (c *streamConn) Transport() string     { return c.transport }
+func (c *streamConn) Peer() netip.AddrPort  { return c.peer }
+func (c *streamConn) Local() netip.AddrPort { return c.local }
+func (c *streamConn) Reliable() bool        { return true }
+
+func (c *streamConn) Send(b []byte) error {
+	if c.closed.Load() {
+		return ErrConnClosed
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() {
+		return ErrConnClosed
+	}
+	_ = c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := c.w.Write(b); err != nil {
+		c.closeLocked()
+		return err
+	}
+	if err := c.w.Flush(); err != nil {
+		c.closeLocked()
+		return err
+	}
+	return nil
+}
+
+func (c *streamConn) Close() {
+	c.mu.Lock()
+	c.closeLocked()
+	c.mu.Unlock()
+}
+
+func (c *streamConn) closeLocked() {
+	if c.closed.Swap(true) {
+		return
+	}
+	_ = c.c.Close()
+	if c.onGone != nil {
+		c.onGone(c)
+	}
+}
+
+// connTable finds live stream connections by ID, so requests to a device
+// behind NAT go back over the connection it registered on.
+type connTable struct {
+	mu sync.RWMutex
+	m  map[string]*streamConn
+}
+
+func newConnTable() *connTable { return &connTable{m: make(map[string]*streamConn)} }
+
+func (t *connTable) add(c *streamConn) {
+	t.mu.Lock()
+	t.m[c.id] = c
+	t.mu.Unlock()
+}
+
+func (t *connTable) remove(c *streamConn) {
+	t.mu.Lock()
+	if t.m[c.id] == c {
+		delete(t.m, c.id)
+	}
+	t.mu.Unlock()
+}
+
+func (t *connTable) get(id string) (*streamConn, bool) {
+	t.mu.RLock()
+	c, ok := t.m[id]
+	t.mu.RUnlock()
+	return c, ok
+}
+
+func (t *connTable) len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.m)
+}
+
+func (t *connTable) closeAll() {
+	t.mu.RLock()
+	cs := make([]*streamConn, 0, len(t.m))
+	for _, c := range t.m {
+		cs = append(cs, c)
+	}
+	t.mu.RUnlock()
+	for _, c := range cs {
+		c.Close()
+	}
+}

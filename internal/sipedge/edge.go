@@ -1,0 +1,389 @@
+// Package sipedge is Veilig's SIP front: listeners, the transaction layer
+// and the guard chain in front of the method handlers. It uses sipgo only
+// for parsing and message types; transports and transactions are our own,
+// because sipgo's would resolve and dial hosts named in received messages,
+// start a goroutine per message and keep unbounded dialog state.
+package sipedge
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Options configure an Edge. Listen addresses left empty are off.
+type Options struct {
+	TLSListen, TCPListen, UDPListen string
+	TLSConfig                       *tls.Config
+	// AdvertiseHost goes into Via and Contact when a listener is bound to
+	// an unspecified address.
+	AdvertiseHost  string
+	UserAgent      string
+	IdleTimeout    time.Duration
+	MaxMessageSize int
+	UDPWorkers     int
+	UDPReadBuffer  int
+	// AcceptFilter, when set, is asked about every new connection and
+	// datagram source before any byte is read or handshake made; false
+	// drops it silently.
+	AcceptFilter func(addr netip.Addr, transport string) bool
+	Handler      Handler
+	Logger       *slog.Logger
+}
+
+// Edge runs the listeners and the transaction layer.
+type Edge struct {
+	opts      Options
+	log       *slog.Logger
+	parser    *sip.Parser
+	listeners []*listener
+	conns     *connTable
+	txs       *txTable
+	metrics   Metrics
+	routeIP   sync.Map // netip.Addr -> netip.Addr: local address facing a peer
+}
+
+// Metrics are the edge's counters.
+type Metrics struct {
+	received, malformed, oversized, tlsFailures, sendErrors, panics, stray atomic.Uint64
+}
+
+// New validates options and binds the listeners, so configuration errors
+// surface before Serve.
+func New(opts Options) (*Edge, error) {
+	if opts.Handler == nil {
+		return nil, fmt.Errorf("sipedge: no handler")
+	}
+	if opts.TLSListen != "" && opts.TLSConfig == nil {
+		return nil, fmt.Errorf("sipedge: tls listener without tls config")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 5 * time.Minute
+	}
+	if opts.MaxMessageSize <= 0 || opts.MaxMessageSize > 65535 {
+		opts.MaxMessageSize = 65535
+	}
+	if opts.UDPWorkers <= 0 {
+		opts.UDPWorkers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if opts.UserAgent == "" {
+		opts.UserAgent = "Veilig"
+	}
+	p := sip.NewParser()
+	p.MaxMessageLength = opts.MaxMessageSize
+	e := &Edge{
+		opts:   opts,
+		log:    opts.Logger,
+		parser: p,
+		conns:  newConnTable(),
+		txs:    newTxTable(),
+	}
+	if err := e.listen(); err != nil {
+		e.closeListeners()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Listener describes one bound socket.
+type Listener struct {
+	Transport string
+	Addr      netip.AddrPort
+}
+
+// Listeners reports what the edge is bound to.
+func (e *Edge) Listeners() []Listener {
+	out := make([]Listener, 0, len(e.listeners))
+	for _, l := range e.listeners {
+		out = append(out, Listener{Transport: l.transport, Addr: l.addr})
+	}
+	return out
+}
+
+func (e *Edge) closeListeners() {
+	for _, l := range e.listeners {
+		if l.udp != nil {
+			_ = l.udp.Close()
+		}
+		if l.ln != nil {
+			_ = l.ln.Close()
+		}
+	}
+}
+
+// Serve runs until ctx ends, then closes listeners and connections.
+func (e *Edge) Serve(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, l := range e.listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if l.udp != nil {
+				e.serveUDP(ctx, l)
+			} else {
+				e.serveStream(ctx, l)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				e.txs.sweep(now)
+			}
+		}
+	}()
+	<-ctx.Done()
+	e.conns.closeAll()
+	wg.Wait()
+	return nil
+}
+
+// Stats reports live transactions and connections.
+func (e *Edge) Stats() (serverTx, clientTx, conns int) {
+	s, c := e.txs.counts()
+	return s, c, e.conns.len()
+}
+
+// MetricsSnapshot returns the counters by name.
+func (e *Edge) MetricsSnapshot() map[string]uint64 {
+	m := &e.metrics
+	return map[string]uint64{
+		"received": m.received.Load(), "malformed": m.malformed.Load(), "oversized": m.oversized.Load(),
+		"tls_failures": m.tlsFailures.Load(), "send_errors": m.sendErrors.Load(), "panics": m.panics.Load(),
+		"stray": m.stray.Load(),
+	}
+}
+
+// ConnFor finds the way back to a device: its own stream connection by ID,
+// or the UDP socket towards its source. It never dials; ok is false when
+// the connection is gone.
+func (e *Edge) ConnFor(connID, transport string, peer netip.AddrPort) (Conn, bool) {
+	if transport == "udp" {
+		for _, l := range e.listeners {
+			if l.udp != nil {
+				return &udpConn{pc: l.udp, peer: peer, local: l.addr}, true
+			}
+		}
+		return nil, false
+	}
+	c, ok := e.conns.get(connID)
+	if !ok || c.closed.Load() {
+		return nil, false
+	}
+	return c, true
+}
+
+// sentBy is the host and port Veilig names itself by on conn.
+func (e *Edge) sentBy(conn Conn) (string, int) {
+	local := conn.Local()
+	ip := local.Addr()
+	if ip.IsUnspecified() || !ip.IsValid() {
+		if e.opts.AdvertiseHost != "" {
+			return e.opts.AdvertiseHost, int(local.Port())
+		}
+		ip = e.localFor(conn.Peer().Addr())
+	}
+	if ip.Is6() {
+		return "[" + ip.String() + "]", int(local.Port())
+	}
+	return ip.String(), int(local.Port())
+}
+
+// localFor finds the local address the kernel would use towards peer
+// (a connected UDP socket sends nothing). Cached per peer.
+func (e *Edge) localFor(peer netip.Addr) netip.Addr {
+	if peer.IsLoopback() {
+		if peer.Is4() {
+			return netip.MustParseAddr("127.0.0.1")
+		}
+		return netip.IPv6Loopback()
+	}
+	if v, ok := e.routeIP.Load(peer); ok {
+		return v.(netip.Addr)
+	}
+	ip := netip.IPv4Unspecified()
+	if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(peer, 9))); err == nil {
+		ip = addrPortOf(c.LocalAddr()).Addr().Unmap()
+		_ = c.Close()
+	}
+	e.routeIP.Store(peer, ip)
+	return ip
+}
+
+// Contact is the Contact URI Veilig puts in its own dialogs on conn.
+func (e *Edge) Contact(conn Conn, user string) sip.Uri {
+	host, port := e.sentBy(conn)
+	u := sip.Uri{Scheme: "sip", User: user, Host: trimBrackets(host), Port: port, UriParams: sip.NewParams(), Headers: sip.NewParams()}
+	if conn.Transport() != "udp" {
+		u.UriParams.Add("transport", conn.Transport())
+	}
+	return u
+}
+
+func trimBrackets(h string) string {
+	if len(h) > 1 && h[0] == '[' && h[len(h)-1] == ']' {
+		return h[1 : len(h)-1]
+	}
+	return h
+}
+
+// UserAgent is the Server/User-Agent header value.
+func (e *Edge) UserAgent() string { return e.opts.UserAgent }
+
+func (e *Edge) dispatch(ctx context.Context, c Conn, msg sip.Message) {
+	e.metrics.received.Add(1)
+	defer func() {
+		if p := recover(); p != nil {
+			e.metrics.panics.Add(1)
+			e.log.Error("panic while handling message", "peer", c.Peer().String(), "panic", fmt.Sprint(p), "stack", stack())
+		}
+	}()
+	switch m := msg.(type) {
+	case *sip.Request:
+		m.SetSource(c.Peer().String())
+		m.SetTransport(transportToken(c.Transport()))
+		e.handleRequest(ctx, c, m)
+	case *sip.Response:
+		e.handleResponse(c, m)
+	}
+}
+
+func stack() string {
+	b := make([]byte, 4096)
+	return string(b[:runtime.Stack(b, false)])
+}
+
+func (e *Edge) handleResponse(c Conn, res *sip.Response) {
+	if len(res.GetHeaders("Via")) != 1 {
+		// A response for us carries exactly our one Via.
+		e.metrics.stray.Add(1)
+		return
+	}
+	tx := e.txs.clientTx(clientKey(res))
+	if tx == nil || tx.conn.Peer().Addr() != c.Peer().Addr() {
+		e.metrics.stray.Add(1)
+		return
+	}
+	tx.receive(res)
+}
+
+func (e *Edge) handleRequest(ctx context.Context, c Conn, req *sip.Request) {
+	if reason := basicSanity(req); reason != "" {
+		e.metrics.malformed.Add(1)
+		if req.Method != sip.ACK {
+			e.badRequest(c, req, reason)
+		}
+		return
+	}
+	switch req.Method {
+	case sip.ACK:
+		if tx, _ := e.txs.serverTx(serverKey(req, "INVITE"), nil); tx != nil && tx.conn.Peer().Addr() == c.Peer().Addr() {
+			tx.mu.Lock()
+			st := tx.state
+			tx.mu.Unlock()
+			if st == stCompleted || st == stConfirmed {
+				tx.ackNon2xx()
+				return
+			}
+		}
+		if tx := e.txs.takeAck(ackKey(req)); tx != nil {
+			if tx.conn.Peer().Addr() != c.Peer().Addr() {
+				e.txs.awaitAck(tx.ackKey, tx)
+				return
+			}
+			tx.ack2xx(req)
+		}
+		return
+	case sip.CANCEL:
+		tx, _ := e.txs.serverTx(serverKey(req, "INVITE"), nil)
+		if tx == nil || tx.conn.Peer().Addr() != c.Peer().Addr() {
+			e.stateless(c, req, 481, "Call/Transaction Does Not Exist")
+			return
+		}
+		e.stateless(c, req, 200, "OK")
+		tx.cancel()
+		return
+	}
+	key := serverKey(req, string(req.Method))
+	tx, created := e.txs.serverTx(key, func() *ServerTx {
+		tx := &ServerTx{key: key, edge: e, conn: c, req: req, invite: req.Method == sip.INVITE}
+		tx.expires = time.Now().Add(5 * time.Minute)
+		if tx.invite {
+			tx.ackKey = ackKey(req)
+		}
+		return tx
+	})
+	if !created {
+		if tx.conn.Peer().Addr() == c.Peer().Addr() {
+			tx.retransmitted()
+		}
+		return
+	}
+	r := &Request{Request: req, Conn: c, Tx: tx, Received: time.Now()}
+	if err := e.opts.Handler.ServeSIP(ctx, r); err != nil {
+		e.log.Debug("request handling failed", "method", string(req.Method), "peer", c.Peer().String(), "err", err)
+		if !tx.Final() {
+			_ = r.Respond(500, "Server Internal Error")
+		}
+	}
+}
+
+// stateless answers without a transaction (CANCEL, 400s).
+func (e *Edge) stateless(c Conn, req *sip.Request, code int, reason string) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res.AppendHeader(sip.NewHeader("Server", e.opts.UserAgent))
+	_ = send(c, res)
+}
+
+// badRequest answers a malformed request with 400 when it carries enough
+// to route a response (the Via we answer on is only echoed, never used).
+func (e *Edge) badRequest(c Conn, req *sip.Request, reason string) {
+	if req.Via() == nil || req.CallID() == nil || req.CSeq() == nil || req.From() == nil || req.To() == nil {
+		return
+	}
+	e.stateless(c, req, 400, reason)
+}
+
+// answerUnparsable handles a datagram the parser refused. Over UDP a reply
+// could reflect traffic to a spoofed source, so nothing is sent.
+func (e *Edge) answerUnparsable(c Conn, data []byte) {}
+
+func newTag() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// NewTag makes a random dialog tag.
+func NewTag() string { return newTag() }
+
+// NewCallID makes a random Call-ID for a leg Veilig originates.
+func NewCallID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+var _ = strconv.Itoa

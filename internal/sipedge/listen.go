@@ -1,0 +1,265 @@
+package sipedge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// listener is one bound socket of the edge.
+type listener struct {
+	transport string
+	addr      netip.AddrPort
+	udp       *net.UDPConn
+	ln        net.Listener // tcp; tls wraps it at accept time
+}
+
+// connSeq numbers stream connections so an ID is never reused by a later
+// connection from the same ephemeral port.
+var connSeq atomic.Uint64
+
+func (e *Edge) listen() error {
+	bind := func(transport, hostport string) error {
+		if hostport == "" {
+			return nil
+		}
+		switch transport {
+		case "udp":
+			ua, err := net.ResolveUDPAddr("udp", hostport)
+			if err != nil {
+				return fmt.Errorf("sip udp listen %s: %w", hostport, err)
+			}
+			pc, err := net.ListenUDP("udp", ua)
+			if err != nil {
+				return fmt.Errorf("sip udp listen %s: %w", hostport, err)
+			}
+			if e.opts.UDPReadBuffer > 0 {
+				_ = pc.SetReadBuffer(e.opts.UDPReadBuffer)
+				_ = pc.SetWriteBuffer(e.opts.UDPReadBuffer)
+			}
+			e.listeners = append(e.listeners, &listener{transport: "udp", addr: addrPortOf(pc.LocalAddr()), udp: pc})
+		default:
+			ln, err := net.Listen("tcp", hostport)
+			if err != nil {
+				return fmt.Errorf("sip %s listen %s: %w", transport, hostport, err)
+			}
+			e.listeners = append(e.listeners, &listener{transport: transport, addr: addrPortOf(ln.Addr()), ln: ln})
+		}
+		return nil
+	}
+	if err := bind("tls", e.opts.TLSListen); err != nil {
+		return err
+	}
+	if err := bind("tcp", e.opts.TCPListen); err != nil {
+		return err
+	}
+	return bind("udp", e.opts.UDPListen)
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	switch v := a.(type) {
+	case *net.UDPAddr:
+		return v.AddrPort()
+	case *net.TCPAddr:
+		return v.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+func normalize(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// serveUDP reads datagrams on several goroutines; each parses and handles
+// its message inline, so work is bounded by the number of readers instead
+// of a goroutine per packet.
+func (e *Edge) serveUDP(ctx context.Context, l *listener) {
+	workers := e.opts.UDPWorkers
+	done := make(chan struct{})
+	for i := 0; i < workers; i++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			buf := make([]byte, 65536)
+			for {
+				n, peer, err := l.udp.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+						return
+					}
+					continue
+				}
+				peer = normalize(peer)
+				if e.opts.AcceptFilter != nil && !e.opts.AcceptFilter(peer.Addr(), "udp") {
+					continue
+				}
+				c := &udpConn{pc: l.udp, peer: peer, local: l.addr}
+				e.receiveDatagram(ctx, c, buf[:n])
+			}
+		}()
+	}
+	<-ctx.Done()
+	_ = l.udp.Close()
+	for i := 0; i < workers; i++ {
+		<-done
+	}
+}
+
+func (e *Edge) receiveDatagram(ctx context.Context, c Conn, data []byte) {
+	if isKeepAlive(data) {
+		// RFC 5626 CRLF keep-alive over UDP: answer with a single CRLF pong.
+		if len(data) >= 4 {
+			_ = c.Send([]byte("\r\n"))
+		}
+		return
+	}
+	if len(data) > e.opts.MaxMessageSize {
+		e.metrics.oversized.Add(1)
+		return
+	}
+	msg, err := e.parser.ParseSIP(data)
+	if err != nil {
+		e.metrics.malformed.Add(1)
+		e.answerUnparsable(c, data)
+		return
+	}
+	e.dispatch(ctx, c, msg)
+}
+
+func isKeepAlive(b []byte) bool {
+	for _, ch := range b {
+		if ch != '\r' && ch != '\n' {
+			return false
+		}
+	}
+	return true
+}
+
+// serveStream accepts TCP or TLS connections. A refused peer is closed
+// before any handshake; accept errors are retried so one bad connection
+// never ends the listener.
+func (e *Edge) serveStream(ctx context.Context, l *listener) {
+	go func() { <-ctx.Done(); _ = l.ln.Close() }()
+	var delay time.Duration
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+			} else if delay *= 2; delay > time.Second {
+				delay = time.Second
+			}
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		peer := normalize(addrPortOf(nc.RemoteAddr()))
+		if e.opts.AcceptFilter != nil && !e.opts.AcceptFilter(peer.Addr(), l.transport) {
+			_ = nc.Close()
+			continue
+		}
+		go e.serveConn(ctx, l, nc, peer)
+	}
+}
+
+func (e *Edge) serveConn(ctx context.Context, l *listener, nc net.Conn, peer netip.AddrPort) {
+	if l.transport == "tls" {
+		tc := tls.Server(nc, e.opts.TLSConfig)
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			e.metrics.tlsFailures.Add(1)
+			e.log.Debug("tls handshake failed", "peer", peer.String(), "err", err)
+			_ = nc.Close()
+			return
+		}
+		nc = tc
+	}
+	sc := &streamConn{
+		c:         nc,
+		id:        l.transport + ":" + peer.String() + "#" + strconv.FormatUint(connSeq.Add(1), 10),
+		transport: l.transport,
+		peer:      peer,
+		local:     normalize(addrPortOf(nc.LocalAddr())),
+		onGone:    e.conns.remove,
+	}
+	sc.w = newWriter(nc)
+	e.conns.add(sc)
+	defer sc.Close()
+
+	stream := e.parser.NewSIPStream()
+	defer stream.Close()
+	buf := make([]byte, 16384)
+	for {
+		_ = nc.SetReadDeadline(time.Now().Add(e.opts.IdleTimeout))
+		n, err := nc.Read(buf)
+		if n > 0 {
+			sc.lastRead.Store(time.Now().Unix())
+			if !e.consume(ctx, sc, stream, buf[:n]) {
+				return
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				e.log.Debug("connection read ended", "conn", sc.id, "err", err)
+			}
+			return
+		}
+	}
+}
+
+// consume feeds bytes to the stream parser and handles every complete
+// message. It returns false when the connection must be closed (framing
+// lost or a message too large to skip).
+func (e *Edge) consume(ctx context.Context, sc *streamConn, stream *sip.ParserStream, data []byte) bool {
+	// RFC 5626 double-CRLF ping between messages: answer with a CRLF pong.
+	if stream.Buffer().Len() == 0 && isKeepAlive(data) {
+		if len(data) >= 4 {
+			_ = sc.Send([]byte("\r\n"))
+		}
+		return true
+	}
+	_, _ = stream.Write(data)
+	for {
+		// Skip CRLFs that sit between messages (keep-alives).
+		buf := stream.Buffer()
+		for buf.Len() > 0 && (buf.Bytes()[0] == '\r' || buf.Bytes()[0] == '\n') {
+			_ = buf.Next(1)
+		}
+		if buf.Len() == 0 {
+			return true
+		}
+		msg, _, err := stream.ParseNext()
+		switch {
+		case err == nil:
+			e.dispatch(ctx, sc, msg)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return true
+		case errors.Is(err, sip.ErrMessageTooLarge):
+			e.metrics.oversized.Add(1)
+			return false
+		default:
+			e.metrics.malformed.Add(1)
+			if msg != nil {
+				if req, ok := msg.(*sip.Request); ok {
+					e.badRequest(sc, req, "Malformed message")
+				}
+			}
+			// Framing is lost: nothing after this point can be trusted.
+			return false
+		}
+	}
+}

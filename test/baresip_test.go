@@ -1,0 +1,303 @@
+package test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// phoneConfig is one baresip softphone (recipe: shared/peers/baresip.md).
+type phoneConfig struct {
+	name        string // label, also the config dir name
+	ext, secret string
+	ip          string // 127.0.0.x: sip_listen and net_interface
+	audioSource string // e.g. "ausine,1000" or "aufile,/path/tone.wav"
+	autoAnswer  bool
+	rtpLo       int // rtp_ports rtpLo..rtpLo+19
+}
+
+// phone is a running baresip controlled over ctrl_tcp.
+type phone struct {
+	cfg    phoneConfig
+	dir    string
+	recDir string
+	proc   *proc
+	ctrl   *ctrlClient
+}
+
+const phoneRTPPorts = 20 // size of each phone's rtp_ports range
+
+// startPhone writes the phone's config dir, starts baresip and connects to
+// its ctrl_tcp socket. baresip is quit (then killed) at cleanup.
+func startPhone(t *testing.T, srv *server, cfg phoneConfig) *phone {
+	t.Helper()
+	requireTools(t, "baresip")
+	dir := filepath.Join(artifactDir(t), cfg.name)
+	ph := &phone{cfg: cfg, dir: dir, recDir: filepath.Join(dir, "rec")}
+	if err := os.MkdirAll(ph.recDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sipPort := freePortPair(t, cfg.ip)
+	ctrlPort := freePort(t, "tcp", cfg.ip)
+	writeFile(t, filepath.Join(dir, "config"), baresipConfig(srv, cfg, sipPort, ctrlPort, ph.recDir))
+	writeFile(t, filepath.Join(dir, "accounts"), baresipAccount(srv, cfg)+"\n")
+	writeFile(t, filepath.Join(dir, "contacts"), "")
+	ph.proc = startProc(t, procSpec{
+		name:    "baresip-" + cfg.name,
+		args:    []string{"baresip", "-4", "-f", dir},
+		stdin:   strings.NewReader(""),
+		timeout: 5 * time.Minute,
+	})
+	ph.ctrl = dialCtrl(t, hostPort(cfg.ip, ctrlPort), ph.proc, 15*time.Second)
+	t.Cleanup(func() { ph.quit(t) })
+	return ph
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// baresipConfig renders the config file (headless: null audio player,
+// ausine/aufile source, sndfile recording, srtp, ctrl_tcp).
+func baresipConfig(srv *server, cfg phoneConfig, sipPort, ctrlPort int, recDir string) string {
+	lines := [][2]string{
+		{"poll_method", "epoll"},
+		{"sip_listen", hostPort(cfg.ip, sipPort)},
+		{"sip_cafile", srv.caFile},
+		{"call_local_timeout", "120"},
+		{"call_max_calls", "4"},
+		{"audio_player", "alsa,null"},
+		{"audio_alert", "alsa,null"},
+		{"audio_source", cfg.audioSource},
+		{"ausrc_srate", "48000"},
+		{"ausrc_channels", "2"},
+		{"audio_level", "no"},
+		{"ausrc_format", "s16"},
+		{"auplay_format", "s16"},
+		{"auenc_format", "s16"},
+		{"audec_format", "s16"},
+		{"audio_buffer", "20-160"},
+		{"rtp_ports", fmt.Sprintf("%d-%d", cfg.rtpLo, cfg.rtpLo+phoneRTPPorts-1)},
+		{"rtcp_mux", "no"},
+		{"jitter_buffer_delay", "5-10"},
+		{"rtp_stats", "yes"},
+		{"net_interface", cfg.ip},
+		{"module_path", "/usr/lib/baresip/modules"},
+		{"module", "g711.so"},
+		{"module", "alsa.so"},
+		{"module", "ausine.so"},
+		{"module", "aufile.so"},
+		{"module", "sndfile.so"},
+		{"module", "srtp.so"},
+		{"module_tmp", "uuid.so"},
+		{"module_tmp", "account.so"},
+		{"module_app", "menu.so"},
+		{"module_app", "ctrl_tcp.so"},
+		{"ctrl_tcp_listen", hostPort(cfg.ip, ctrlPort)},
+		{"snd_path", recDir},
+		{"statmode_default", "off"},
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		fmt.Fprintf(&b, "%s\t\t%s\n", l[0], l[1])
+	}
+	return b.String()
+}
+
+// baresipAccount renders the accounts line: SIP/TLS to the server, digest
+// secret, mandatory SRTP.
+func baresipAccount(srv *server, cfg phoneConfig) string {
+	line := fmt.Sprintf("<sip:%s@%s;transport=tls>;auth_pass=%s;regint=60;mediaenc=srtp-mand",
+		cfg.ext, srv.tlsAddr, cfg.secret)
+	if cfg.autoAnswer {
+		line += ";answermode=auto"
+	}
+	return line
+}
+
+// quit asks baresip to quit and waits (bounded) for it to exit.
+func (ph *phone) quit(t *testing.T) {
+	if ph.proc.Exited() {
+		return
+	}
+	if ph.ctrl != nil {
+		_, _ = ph.ctrl.command("quit", "", 3*time.Second)
+	}
+	if exited, _ := ph.proc.Wait(5 * time.Second); !exited {
+		ph.proc.Stop(5 * time.Second)
+	}
+}
+
+// ctrlMessage is one JSON message from ctrl_tcp (response or event).
+type ctrlMessage struct {
+	Response bool   `json:"response"`
+	OK       bool   `json:"ok"`
+	Data     string `json:"data"`
+	Token    string `json:"token"`
+	Event    bool   `json:"event"`
+	Class    string `json:"class"`
+	Type     string `json:"type"`
+	Param    string `json:"param"`
+	PeerURI  string `json:"peeruri"`
+	raw      string
+}
+
+// ctrlClient speaks baresip's ctrl_tcp protocol: netstring-framed JSON
+// ("LEN:{json},"); it collects every event it receives.
+type ctrlClient struct {
+	conn   net.Conn
+	mu     sync.Mutex
+	msgs   []ctrlMessage
+	closed bool
+	seq    int
+}
+
+// dialCtrl connects to ctrl_tcp, retrying while baresip starts.
+func dialCtrl(t *testing.T, addr string, p *proc, d time.Duration) *ctrlClient {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c := &ctrlClient{conn: conn}
+			go c.readLoop()
+			t.Cleanup(func() { conn.Close() })
+			return c
+		}
+		if p.Exited() || time.Now().After(deadline) {
+			t.Fatalf("cannot connect to baresip ctrl_tcp %s: %v\n%s", addr, err, tail(p.Output(), 30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *ctrlClient) readLoop() {
+	r := bufio.NewReader(c.conn)
+	for {
+		msg, err := readNetstring(r)
+		if err != nil {
+			break
+		}
+		var m ctrlMessage
+		if json.Unmarshal(msg, &m) == nil {
+			m.raw = string(msg)
+			c.mu.Lock()
+			c.msgs = append(c.msgs, m)
+			c.mu.Unlock()
+		}
+	}
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+}
+
+// readNetstring reads one "LEN:payload," frame.
+func readNetstring(r *bufio.Reader) ([]byte, error) {
+	lenStr, err := r.ReadString(':')
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(lenStr, ":")))
+	if err != nil || n < 0 || n > 1<<20 {
+		return nil, fmt.Errorf("bad netstring length %q", lenStr)
+	}
+	buf := make([]byte, n+1)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, err
+	}
+	if buf[n] != ',' {
+		return nil, fmt.Errorf("netstring not terminated by ','")
+	}
+	return buf[:n], nil
+}
+
+// command sends a ctrl_tcp command and waits up to d for its response.
+func (c *ctrlClient) command(cmd, params string, d time.Duration) (ctrlMessage, error) {
+	c.mu.Lock()
+	c.seq++
+	token := fmt.Sprintf("t%d", c.seq)
+	c.mu.Unlock()
+	req, _ := json.Marshal(map[string]string{"command": cmd, "params": params, "token": token})
+	_ = c.conn.SetWriteDeadline(time.Now().Add(d))
+	if _, err := fmt.Fprintf(c.conn, "%d:%s,", len(req), req); err != nil {
+		return ctrlMessage{}, err
+	}
+	m, ok := c.waitFor(d, func(m ctrlMessage) bool { return m.Response && m.Token == token })
+	if !ok {
+		return ctrlMessage{}, fmt.Errorf("no response to %q within %v", cmd, d)
+	}
+	return m, nil
+}
+
+// waitFor waits up to d for a message (already received or new) matching.
+func (c *ctrlClient) waitFor(d time.Duration, match func(ctrlMessage) bool) (ctrlMessage, bool) {
+	deadline := time.Now().Add(d)
+	for {
+		c.mu.Lock()
+		for _, m := range c.msgs {
+			if match(m) {
+				c.mu.Unlock()
+				return m, true
+			}
+		}
+		closed := c.closed
+		c.mu.Unlock()
+		if closed || time.Now().After(deadline) {
+			return ctrlMessage{}, false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// eventTypes lists the types of the events received so far.
+func (c *ctrlClient) eventTypes() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ts []string
+	for _, m := range c.msgs {
+		if m.Event {
+			ts = append(ts, m.Type+"("+m.Param+")")
+		}
+	}
+	return strings.Join(ts, " ")
+}
+
+// waitEvent waits up to d for a baresip event of the given type and fails
+// the test (showing the events and the phone's log) when none comes.
+func (ph *phone) waitEvent(t *testing.T, typ string, d time.Duration) ctrlMessage {
+	t.Helper()
+	m, ok := ph.ctrl.waitFor(d, func(m ctrlMessage) bool { return m.Event && m.Type == typ })
+	if !ok {
+		t.Fatalf("phone %s (%s): no %s event within %v; events: %s\nlog:\n%s",
+			ph.cfg.name, ph.cfg.ext, typ, d, ph.ctrl.eventTypes(), tail(ph.proc.Output(), 40))
+	}
+	return m
+}
+
+// do runs a ctrl_tcp command and fails the test when it is refused.
+func (ph *phone) do(t *testing.T, cmd, params string) {
+	t.Helper()
+	m, err := ph.ctrl.command(cmd, params, 5*time.Second)
+	if err != nil || !m.OK {
+		t.Fatalf("phone %s: command %s %s failed: %v %s", ph.cfg.name, cmd, params, err, m.raw)
+	}
+}
+
+// recordings returns the phone's sndfile dumps ending in suffix
+// ("-dec.wav" = received audio, "-enc.wav" = sent).
+func (ph *phone) recordings(suffix string) []string {
+	matches, _ := filepath.Glob(filepath.Join(ph.recDir, "dump-*"+suffix))
+	return matches
+}

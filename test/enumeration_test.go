@@ -26,6 +26,7 @@ func TestUnknownUserSameResponseAsWrongPassword(t *testing.T) {
 		}
 		compareNormalised(t, alg+" challenge", wrong.challenge, unknown.challenge)
 		compareNormalised(t, alg+" answer to wrong credentials", wrong.final, unknown.final)
+		t.Logf("%s: answer to wrong credentials, normalised:\n%s", alg, wrong.final)
 	}
 	srv.waitEvent(t, 5*time.Second, "auth.failure", forAccount("1001"))
 }

@@ -13,8 +13,8 @@ import (
 // Environment of a test binary re-executed inside a network namespace
 // (see netns_test.go): it must not rebuild veilig.
 const (
-	envNetnsChild = "VEILIG_E2E_NETNS_CHILD"
-	envVeiligBin  = "VEILIG_E2E_BIN"
+	envNetnsChild = "E2E_NETNS_CHILD"
+	envVeiligBin  = "E2E_VEILIG_BIN"
 )
 
 var (

@@ -23,6 +23,7 @@ type procSpec struct {
 	stdin   io.Reader     // default: empty
 	timeout time.Duration // the process is killed after this (required)
 	stop    os.Signal     // signal used to stop it (default SIGTERM)
+	dropEnv string        // environment variables with this prefix are not passed on
 }
 
 // proc is a started external process. Its stdout and stderr are kept in
@@ -101,7 +102,7 @@ func startProc(t *testing.T, spec procSpec) *proc {
 	}
 	cmd := exec.Command(spec.args[0], spec.args[1:]...)
 	cmd.Dir = spec.dir
-	cmd.Env = append(os.Environ(), spec.env...)
+	cmd.Env = append(environWithout(spec.dropEnv), spec.env...)
 	cmd.Stdin = spec.stdin
 	cmd.Stdout = p.stdout
 	cmd.Stderr = p.stderr
@@ -210,6 +211,18 @@ func runProc(t *testing.T, spec procSpec) (string, int) {
 	return p.Output(), code
 }
 
+// environWithout returns os.Environ() minus variables starting with prefix
+// ("" keeps all).
+func environWithout(prefix string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if prefix == "" || !strings.HasPrefix(kv, prefix) {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 // tail returns the last n lines of s.
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
@@ -220,7 +233,7 @@ func tail(s string, n int) string {
 }
 
 // artifactDir is where a test writes configs, logs and captures: a
-// t.TempDir, or VEILIG_E2E_ARTIFACTS/<test name> when that is set (kept
+// t.TempDir, or E2E_ARTIFACTS/<test name> when that is set (kept
 // after the run for debugging).
 func artifactDir(t *testing.T) string {
 	t.Helper()
@@ -230,7 +243,7 @@ func artifactDir(t *testing.T) string {
 		return d
 	}
 	var d string
-	if root := os.Getenv("VEILIG_E2E_ARTIFACTS"); root != "" {
+	if root := os.Getenv("E2E_ARTIFACTS"); root != "" {
 		d = filepath.Join(root, strings.ReplaceAll(t.Name(), "/", "_"))
 		_ = os.RemoveAll(d)
 		if err := os.MkdirAll(d, 0o755); err != nil {

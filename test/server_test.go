@@ -74,6 +74,7 @@ func startServer(t *testing.T, opts serverOptions) *server {
 		args:    []string{bin, "serve", "--config", s.configPath},
 		timeout: 15 * time.Minute,
 		stop:    syscall.SIGTERM,
+		dropEnv: "VEILIG_", // the config file alone decides
 	})
 	s.waitReady(t, 30*time.Second)
 	return s
@@ -102,7 +103,7 @@ events:
 }
 
 var (
-	reCALine     = regexp.MustCompile(`(?m)^CA certificate: (.+)$`)
+	reCALine     = regexp.MustCompile(`(?m)^CA certificate: (\S+)`)
 	reFingerLine = regexp.MustCompile(`(?m)^TLS certificate fingerprint: (.+)$`)
 	reListenLine = regexp.MustCompile(`(?m)^listening: (\S+) (\S+)`)
 )
@@ -166,6 +167,7 @@ func (s *server) cli(t *testing.T, stdin string, args ...string) (string, int) {
 		args:    argv,
 		stdin:   strings.NewReader(stdin),
 		timeout: 30 * time.Second,
+		dropEnv: "VEILIG_",
 	})
 }
 

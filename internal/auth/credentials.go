@@ -69,14 +69,47 @@ const (
 	pUsernameStar
 )
 
-var knownParams = [...]struct {
-	name string
-	bit  uint16
-}{
-	{"username", pUsername}, {"realm", pRealm}, {"nonce", pNonce}, {"uri", pURI},
-	{"response", pResponse}, {"algorithm", pAlgorithm}, {"qop", pQOP}, {"nc", pNC},
-	{"cnonce", pCNonce}, {"opaque", pOpaque}, {"userhash", pUserhash},
-	{"username*", pUsernameStar},
+// paramBit returns the bit of a known parameter name, matched
+// case-insensitively, or 0 for an unknown one.
+func paramBit(name string) uint16 {
+	var buf [len("algorithm")]byte
+	if len(name) > len(buf) {
+		return 0
+	}
+	for i := 0; i < len(name); i++ {
+		ch := name[i]
+		if 'A' <= ch && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		buf[i] = ch
+	}
+	switch string(buf[:len(name)]) {
+	case "username":
+		return pUsername
+	case "realm":
+		return pRealm
+	case "nonce":
+		return pNonce
+	case "uri":
+		return pURI
+	case "response":
+		return pResponse
+	case "algorithm":
+		return pAlgorithm
+	case "qop":
+		return pQOP
+	case "nc":
+		return pNC
+	case "cnonce":
+		return pCNonce
+	case "opaque":
+		return pOpaque
+	case "userhash":
+		return pUserhash
+	case "username*":
+		return pUsernameStar
+	}
+	return 0
 }
 
 // ParseCredentials parses a Digest credentials header value such as
@@ -153,13 +186,7 @@ func parseCredentials(value string) (Credentials, error) {
 			return c, malformed("parameter %q is longer than %d bytes", clip(name), maxValueLen)
 		}
 
-		bit := uint16(0)
-		for _, k := range knownParams {
-			if strings.EqualFold(name, k.name) {
-				bit = k.bit
-				break
-			}
-		}
+		bit := paramBit(name)
 		if bit == 0 {
 			for _, u := range unknown[:nUnknown] {
 				if strings.EqualFold(u, name) {
@@ -371,13 +398,20 @@ func isWS(ch byte) bool { return ch == ' ' || ch == '\t' }
 func isCtl(ch byte) bool { return (ch < 0x20 && ch != '\t') || ch == 0x7f }
 
 // isTchar reports RFC 9110 token characters.
-func isTchar(ch byte) bool {
-	switch {
-	case 'a' <= ch && ch <= 'z', 'A' <= ch && ch <= 'Z', '0' <= ch && ch <= '9':
-		return true
+func isTchar(ch byte) bool { return tchars[ch] }
+
+var tchars = func() (t [256]bool) {
+	for ch := range 256 {
+		switch {
+		case 'a' <= ch && ch <= 'z', 'A' <= ch && ch <= 'Z', '0' <= ch && ch <= '9':
+			t[ch] = true
+		}
 	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", ch) >= 0
-}
+	for _, ch := range []byte("!#$%&'*+-.^_`|~") {
+		t[ch] = true
+	}
+	return t
+}()
 
 func isHex(s string) bool {
 	for i := 0; i < len(s); i++ {

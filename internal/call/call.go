@@ -117,9 +117,9 @@ func (c *Call) start(targets []target2) {
 		l := &leg{
 			call: c, conn: t.conn,
 			callID: sipedge.NewCallID(), localTag: sipedge.NewTag(),
-			localURI:  sip.Uri{Scheme: "sip", User: c.caller, Host: domain},
-			localName: name,
-			remoteURI: sip.Uri{Scheme: "sip", User: c.callee, Host: domain},
+			localURI:     sip.Uri{Scheme: "sip", User: c.caller, Host: domain},
+			localName:    name,
+			remoteURI:    sip.Uri{Scheme: "sip", User: c.callee, Host: domain},
 			remoteTarget: ruri,
 			contact:      c.m.o.Edge.Contact(t.conn, c.caller),
 		}

@@ -157,7 +157,7 @@ func (m *Manager) invite(ctx context.Context, r *sipedge.Request) error {
 	var targets []target2
 	insecureOnly := false
 	for _, b := range m.o.Locator.Lookup(target, now) {
-		conn, ok := m.o.Edge.ConnFor(b.ConnID, b.Transport, b.Source)
+		conn, ok := m.o.Edge.ConnFor(b.ConnID, b.Transport, udpTarget(b))
 		if !ok {
 			continue
 		}
@@ -177,6 +177,27 @@ func (m *Manager) invite(ctx context.Context, r *sipedge.Request) error {
 	c := m.newCall(r, offer)
 	c.start(targets)
 	return nil
+}
+
+// udpTarget is where a UDP device is reached: its Contact when that names
+// the very host the authenticated REGISTER came from (a phone or test tool
+// that registers from one port and listens on another), else the
+// REGISTER's source (NAT). Never a host the request merely names: that
+// would let a registration aim Veilig's traffic at a third party.
+func udpTarget(b store.Binding) netip.AddrPort {
+	var u sip.Uri
+	if err := sip.ParseUri(b.Contact, &u); err != nil {
+		return b.Source
+	}
+	ip, err := netip.ParseAddr(u.Host)
+	if err != nil || ip.Unmap() != b.Source.Addr() {
+		return b.Source
+	}
+	port := u.Port
+	if port <= 0 || port > 65535 {
+		port = 5060
+	}
+	return netip.AddrPortFrom(b.Source.Addr(), uint16(port))
 }
 
 type target2 struct {

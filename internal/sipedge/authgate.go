@@ -199,10 +199,7 @@ func (g *authGate) challenge(r *Request, code int, stale bool) {
 		reason, hdr = "Unauthorized", "WWW-Authenticate"
 	}
 	res := sip.NewResponseFromRequest(r.Request, code, reason, nil)
-	if to := res.To(); to != nil {
-		to.Params.Remove("tag")
-		to.Params.Add("tag", g.challengeTag(r.Request))
-	}
+	r.Tx.SetToTag(g.challengeTag(r.Request))
 	now := g.o.Now()
 	nonce := g.o.Nonces.Issue(now, r.Peer().Addr().String())
 	algs := []auth.Algorithm{auth.SHA256, auth.MD5}

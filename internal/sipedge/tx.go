@@ -76,12 +76,28 @@ func (tx *ServerTx) ToTag() string {
 	return tx.toTag
 }
 
+// SetToTag fixes the tag of this transaction's responses before the first
+// is sent (the auth stage derives it from the request).
+func (tx *ServerTx) SetToTag(tag string) {
+	tx.mu.Lock()
+	if tx.toTag == "" {
+		tx.toTag = tag
+	}
+	tx.mu.Unlock()
+}
+
 // Respond sends a response and moves the state machine. A response sent
 // after the final one is ignored.
 func (tx *ServerTx) Respond(res *sip.Response) error {
 	if res.StatusCode > 100 {
-		if to := res.To(); to != nil && !to.Params.Has("tag") {
-			to.Params.Add("tag", tx.ToTag())
+		// Every response to one request names the same dialog: the tag
+		// of this transaction, whatever the response was built with.
+		if to := res.To(); to != nil {
+			tag := tx.ToTag()
+			if cur, _ := to.Params.Get("tag"); cur != tag {
+				to.Params.Remove("tag")
+				to.Params.Add("tag", tag)
+			}
 		}
 	}
 	raw := encode(res)

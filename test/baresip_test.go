@@ -20,6 +20,7 @@ type phoneConfig struct {
 	name        string // label, also the config dir name
 	ext, secret string
 	ip          string // 127.0.0.x: sip_listen and net_interface
+	proxy       string // host:port the account registers to (SIP/TLS)
 	audioSource string // e.g. "ausine,1000" or "aufile,/path/tone.wav"
 	autoAnswer  bool
 	rtpLo       int // rtp_ports rtpLo..rtpLo+19
@@ -49,7 +50,7 @@ func startPhone(t *testing.T, srv *server, cfg phoneConfig) *phone {
 	sipPort := freePortPair(t, cfg.ip)
 	ctrlPort := freePort(t, "tcp", cfg.ip)
 	writeFile(t, filepath.Join(dir, "config"), baresipConfig(srv, cfg, sipPort, ctrlPort, ph.recDir))
-	writeFile(t, filepath.Join(dir, "accounts"), baresipAccount(srv, cfg)+"\n")
+	writeFile(t, filepath.Join(dir, "accounts"), baresipAccount(cfg)+"\n")
 	writeFile(t, filepath.Join(dir, "contacts"), "")
 	ph.proc = startProc(t, procSpec{
 		name:    "baresip-" + cfg.name,
@@ -118,9 +119,9 @@ func baresipConfig(srv *server, cfg phoneConfig, sipPort, ctrlPort int, recDir s
 
 // baresipAccount renders the accounts line: SIP/TLS to the server, digest
 // secret, mandatory SRTP.
-func baresipAccount(srv *server, cfg phoneConfig) string {
+func baresipAccount(cfg phoneConfig) string {
 	line := fmt.Sprintf("<sip:%s@%s;transport=tls>;auth_pass=%s;regint=60;mediaenc=srtp-mand",
-		cfg.ext, srv.tlsAddr, cfg.secret)
+		cfg.ext, cfg.proxy, cfg.secret)
 	if cfg.autoAnswer {
 		line += ";answermode=auto"
 	}

@@ -157,6 +157,11 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 
 	run("sip", edge.Serve)
 	run("accounts", func(ctx context.Context) error { dir.Watch(ctx, time.Second); return nil })
+	if cfg.Metrics.Listen != "" {
+		reg := newRegistry(edge, calls, reg, bus)
+		run("metrics", func(ctx context.Context) error { return serveMetrics(ctx, cfg.Metrics.Listen, reg, log) })
+		fmt.Fprintf(out, "metrics: http://%s/metrics\n", cfg.Metrics.Listen)
+	}
 	if cfg.TLS.CertFile != "" {
 		run("tls-watch", tm.Watch)
 	}

@@ -41,7 +41,7 @@ func ParseAlgorithm(s string) (Algorithm, error) {
 	case strings.EqualFold(s, "SHA-256"):
 		return SHA256, nil
 	default:
-		return 0, fmt.Errorf("unsupported digest algorithm %q", s)
+		return 0, fmt.Errorf("unsupported digest algorithm %q", clip(s))
 	}
 }
 

@@ -90,7 +90,7 @@ type macState struct {
 }
 
 // NewNonceManager returns a manager whose nonces live for ttl and which
-// tracks at most maxTracked nonces in use (about 50 bytes each). When
+// tracks at most maxTracked nonces in use (about 60 bytes each). When
 // tracking is full the oldest entries are dropped and their nonces become
 // stale, never fresh. Use a random secret per process or per node: the
 // replay tracking is local, so a nonce must not be accepted by a node that

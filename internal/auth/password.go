@@ -2,7 +2,6 @@ package auth
 
 import (
 	_ "embed"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -15,10 +14,6 @@ const (
 	MinSecretLen = 12
 	MaxSecretLen = 128 // bounds hashing work and what a phone can store
 )
-
-// ErrWeakSecret is matched (errors.Is) by every CheckPassword error. The
-// error text itself says what to change and is safe to show the user.
-var ErrWeakSecret = errors.New("secret does not meet the password policy")
 
 type policyError string
 

@@ -14,11 +14,19 @@ type Config struct {
 	// events.log_file says otherwise, the event log.
 	DataDir string `yaml:"data_dir"`
 
-	Log    Log    `yaml:"log"`
-	SIP    SIP    `yaml:"sip"`
-	TLS    TLS    `yaml:"tls"`
-	Auth   Auth   `yaml:"auth"`
-	Events Events `yaml:"events"`
+	Log     Log     `yaml:"log"`
+	SIP     SIP     `yaml:"sip"`
+	TLS     TLS     `yaml:"tls"`
+	Auth    Auth    `yaml:"auth"`
+	Events  Events  `yaml:"events"`
+	Metrics Metrics `yaml:"metrics"`
+}
+
+// Metrics configures the Prometheus-style metrics endpoint.
+type Metrics struct {
+	// Listen is host:port for GET /metrics; empty turns it off. Keep it
+	// on loopback or a management network: it tells who is calling.
+	Listen string `yaml:"listen"`
 }
 
 // Log configures the operational log (not the security event log).

@@ -24,6 +24,7 @@ func TestKeysContract(t *testing.T) {
 		"tls.cert_file", "tls.key_file", "tls.min_version", "tls.insecure_legacy_versions",
 		"auth.allow_md5", "auth.nonce_ttl", "auth.insecure_md5_first",
 		"events.log_file", "events.retention",
+		"metrics.listen",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
 		t.Errorf("Keys() =\n%q\nwant\n%q", got, want)

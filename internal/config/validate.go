@@ -212,3 +212,7 @@ func fmtDur(d time.Duration) string {
 	}
 	return s
 }
+
+func (m Metrics) validate(c checker) {
+	listen(c, "listen", m.Listen)
+}

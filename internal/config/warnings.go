@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"reflect"
 	"strings"
 	"time"
@@ -73,4 +75,18 @@ func (e Events) warn(p string) []string {
 		return []string{fmt.Sprintf("%sretention is %s: shorter than the 90 days incident investigations and audits usually need", p, fmtDur(e.Retention))}
 	}
 	return nil
+}
+
+func (m Metrics) warn(p string) []string {
+	if m.Listen == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(m.Listen)
+	if err != nil {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		return nil
+	}
+	return []string{p + "listen is " + m.Listen + ": metrics are reachable beyond this machine"}
 }

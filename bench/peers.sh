@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs ../shared/bench/peers/run.sh (the same sipp load against Kamailio and
+# Veilig on this machine) with Veilig as the server under test.
+#
+#   bash bench/peers.sh                 # Kamailio, then Veilig, all tests
+#   TESTS="register-tls" bash bench/peers.sh
+#   ONLY=veilig bash bench/peers.sh     # skip the Kamailio run
+#
+# The sipp peer needs two settings that Veilig refuses by default, so they
+# are set here explicitly (and Veilig prints them as warnings at start):
+#   auth.insecure_md5_first                 sipp 3.6.1 reads only the first
+#                                           challenge and cannot do SHA-256
+#   sip.insecure_sdes_over_plain_transport  call-udp sends SDES keys over UDP
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+harness=${HARNESS:-$root/../shared/bench/peers/run.sh}
+[ -f "$harness" ] || { echo "bench harness not found at $harness" >&2; exit 1; }
+(cd "$root" && go build -o bin/veilig ./cmd/veilig)
+bin=$root/bin/veilig
+out=${OUT_DIR:-$root/out/bench-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
+
+if [ "${ONLY:-}" != veilig ]; then
+  OUT_DIR=$out/kamailio bash "$harness"
+fi
+
+export VEILIG_BIN=$bin
+SERVER=veilig \
+SERVER_SETUP_CMD='"$VEILIG_BIN" ext import "$USERS_FILE" --data-dir "$BENCH_WORK/veilig-data" --set sip.domain="$SIP_DOMAIN"' \
+SERVER_CMD='GOGC=${VEILIG_GOGC:-400} "$VEILIG_BIN" serve --data-dir "$BENCH_WORK/veilig-data" --sip-domain "$SIP_DOMAIN" --sip-udp 127.0.0.1:$UDP_PORT --sip-tls 127.0.0.1:$TLS_PORT --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY" --set auth.insecure_md5_first=true --set sip.insecure_sdes_over_plain_transport=true --set log.level=warn' \
+UDP_PORT=${UDP_PORT:-25060} TLS_PORT=${TLS_PORT:-25061} OUT_DIR=$out/veilig \
+bash "$harness"
+echo "results: $out"

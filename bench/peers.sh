@@ -25,10 +25,10 @@ if [ "${ONLY:-}" != veilig ]; then
   OUT_DIR=$out/kamailio bash "$harness"
 fi
 
-export VEILIG_BIN=$bin
+export VBENCH_BIN=$bin
 SERVER=veilig \
-SERVER_SETUP_CMD='"$VEILIG_BIN" ext import "$USERS_FILE" --data-dir "$BENCH_WORK/veilig-data" --set sip.domain="$SIP_DOMAIN"' \
-SERVER_CMD='GOGC=${VEILIG_GOGC:-400} "$VEILIG_BIN" serve --data-dir "$BENCH_WORK/veilig-data" --sip-domain "$SIP_DOMAIN" --sip-udp 127.0.0.1:$UDP_PORT --sip-tls 127.0.0.1:$TLS_PORT --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY" --set auth.insecure_md5_first=true --set sip.insecure_sdes_over_plain_transport=true --set log.level=warn' \
+SERVER_SETUP_CMD='"$VBENCH_BIN" ext import "$USERS_FILE" --data-dir "$BENCH_WORK/veilig-data" --set sip.domain="$SIP_DOMAIN"' \
+SERVER_CMD='"$VBENCH_BIN" serve --data-dir "$BENCH_WORK/veilig-data" --sip-domain "$SIP_DOMAIN" --sip-udp 127.0.0.1:$UDP_PORT --sip-tls 127.0.0.1:$TLS_PORT --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY" --set auth.insecure_md5_first=true --set sip.insecure_sdes_over_plain_transport=true --set log.level=warn' \
 UDP_PORT=${UDP_PORT:-25060} TLS_PORT=${TLS_PORT:-25061} OUT_DIR=$out/veilig \
 bash "$harness"
 echo "results: $out"

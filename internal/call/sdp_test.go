@@ -7,7 +7,7 @@ import (
 )
 
 const key30 = "KKI8ly2hE+fvyPMaLU93cPhzlxM8dg8yjeiOLKDA" // 30 bytes base64
-const key28 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGw=="  // 28 bytes
+const key28 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGw==" // 28 bytes
 
 func sdpBody(mline string, attrs ...string) []byte {
 	s := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" + mline + "\r\na=rtpmap:0 PCMU/8000\r\n"

@@ -108,6 +108,13 @@ type Auth struct {
 	// InsecureMD5First puts the MD5 challenge before SHA-256, for peers
 	// (such as sipp 3.6.1) that read only the first challenge.
 	InsecureMD5First bool `yaml:"insecure_md5_first"`
+
+	// MD5OnlyUserAgents lists User-Agent substrings (case-insensitive) of
+	// clients that abort when any non-MD5 challenge is present (baresip
+	// 1.x, SIPp 3.6): while AllowMD5 is true they are offered MD5 alone,
+	// which they would choose anyway; everyone else gets SHA-256 first.
+	// Requests without a User-Agent get MD5 first, SHA-256 second.
+	MD5OnlyUserAgents []string `yaml:"md5_only_user_agents"`
 }
 
 // Events configures the security event log.
@@ -144,8 +151,9 @@ func Default() Config {
 			MinVersion: "1.2",
 		},
 		Auth: Auth{
-			AllowMD5: true,
-			NonceTTL: 5 * time.Minute,
+			AllowMD5:          true,
+			MD5OnlyUserAgents: []string{"baresip", "sipp"},
+			NonceTTL:          5 * time.Minute,
 		},
 		Events: Events{
 			Retention: 180 * 24 * time.Hour,

@@ -19,7 +19,10 @@ func TestDefaultIsValid(t *testing.T) {
 		t.Fatalf("Default().Validate() = %v", err)
 	}
 	// MD5 on by default is the one allowed weakening: most phones need it.
-	want := []string{"auth.allow_md5 is true: clients may answer with the MD5 digest, which is weaker than SHA-256 (many phones only speak MD5)"}
+	want := []string{
+		"auth.allow_md5 is true: clients may answer with the MD5 digest, which is weaker than SHA-256 (many phones only speak MD5)",
+		"auth.md5_only_user_agents offers MD5 alone to clients whose User-Agent contains baresip, sipp",
+	}
 	if got := c.Warnings(); !slices.Equal(got, want) {
 		t.Errorf("Default().Warnings() = %q, want %q", got, want)
 	}
@@ -99,7 +102,7 @@ func TestFullFile(t *testing.T) {
 			UDPReadBuffer:  1 << 20,
 		},
 		TLS:    TLS{CertFile: "/etc/veilig/cert.pem", KeyFile: "/etc/veilig/key.pem", MinVersion: "1.3"},
-		Auth:   Auth{AllowMD5: false, NonceTTL: time.Minute},
+		Auth:   Auth{AllowMD5: false, NonceTTL: time.Minute, MD5OnlyUserAgents: []string{"baresip", "sipp"}},
 		Events: Events{LogFile: "/var/log/veilig/events.jsonl", Retention: 8760 * time.Hour},
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -22,7 +22,7 @@ func TestKeysContract(t *testing.T) {
 		"sip.idle_timeout", "sip.max_message_size", "sip.udp_workers", "sip.udp_read_buffer",
 		"sip.insecure_sdes_over_plain_transport",
 		"tls.cert_file", "tls.key_file", "tls.min_version", "tls.insecure_legacy_versions",
-		"auth.allow_md5", "auth.nonce_ttl", "auth.insecure_md5_first",
+		"auth.allow_md5", "auth.nonce_ttl", "auth.insecure_md5_first", "auth.md5_only_user_agents",
 		"events.log_file", "events.retention",
 		"metrics.listen",
 	}

@@ -64,10 +64,14 @@ func (s SIP) warn(p string) []string {
 }
 
 func (a Auth) warn(p string) []string {
-	if a.AllowMD5 {
-		return []string{p + "allow_md5 is true: clients may answer with the MD5 digest, which is weaker than SHA-256 (many phones only speak MD5)"}
+	if !a.AllowMD5 {
+		return nil
 	}
-	return nil
+	out := []string{p + "allow_md5 is true: clients may answer with the MD5 digest, which is weaker than SHA-256 (many phones only speak MD5)"}
+	if len(a.MD5OnlyUserAgents) > 0 {
+		out = append(out, p+"md5_only_user_agents offers MD5 alone to clients whose User-Agent contains "+strings.Join(a.MD5OnlyUserAgents, ", "))
+	}
+	return out
 }
 
 func (e Events) warn(p string) []string {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,7 +33,11 @@ type AuthOptions struct {
 	// MD5First offers MD5 before SHA-256 (auth.insecure_md5_first), for
 	// peers that read only the first challenge.
 	MD5First bool
-	Nonces   *auth.NonceManager
+	// MD5Only lists lower-case User-Agent substrings of clients offered
+	// MD5 alone (they abort on any other challenge); requests without a
+	// User-Agent get MD5 first. Both only while AllowMD5 is set.
+	MD5Only []string
+	Nonces  *auth.NonceManager
 	// Key derives fake HA1 values for unknown users and challenge tags.
 	Key      []byte
 	Accounts Accounts
@@ -50,6 +55,9 @@ type AuthOptions struct {
 func AuthGate(o AuthOptions) Middleware {
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	for i, s := range o.MD5Only {
+		o.MD5Only[i] = strings.ToLower(s)
 	}
 	opaque := hex.EncodeToString(hmacSum(o.Key, "opaque")[:8])
 	g := &authGate{o: o, opaque: opaque}
@@ -202,11 +210,7 @@ func (g *authGate) challenge(r *Request, code int, stale bool) {
 	r.Tx.SetToTag(g.challengeTag(r.Request))
 	now := g.o.Now()
 	nonce := g.o.Nonces.Issue(now, r.Peer().Addr().String())
-	algs := []auth.Algorithm{auth.SHA256, auth.MD5}
-	if g.o.MD5First {
-		algs = []auth.Algorithm{auth.MD5, auth.SHA256}
-	}
-	for _, a := range algs {
+	for _, a := range g.offer(r) {
 		if a == auth.MD5 && !g.o.AllowMD5 {
 			continue
 		}
@@ -214,6 +218,37 @@ func (g *authGate) challenge(r *Request, code int, stale bool) {
 	}
 	res.AppendHeader(sip.NewHeader("Server", r.Tx.edge.opts.UserAgent))
 	_ = r.Tx.Respond(res)
+}
+
+var (
+	sha256First = []auth.Algorithm{auth.SHA256, auth.MD5}
+	md5First    = []auth.Algorithm{auth.MD5, auth.SHA256}
+	md5Only     = []auth.Algorithm{auth.MD5}
+)
+
+// offer picks the challenges for this client, strongest first (RFC 8760),
+// except for clients known to fail on anything but MD5: they get MD5,
+// which they would have chosen anyway, so nothing is weakened for them.
+func (g *authGate) offer(r *Request) []auth.Algorithm {
+	if !g.o.AllowMD5 {
+		return sha256First[:1]
+	}
+	ua := r.GetHeader("User-Agent")
+	if ua == nil {
+		return md5First
+	}
+	if len(g.o.MD5Only) > 0 {
+		v := strings.ToLower(ua.Value())
+		for _, s := range g.o.MD5Only {
+			if strings.Contains(v, s) {
+				return md5Only
+			}
+		}
+	}
+	if g.o.MD5First {
+		return md5First
+	}
+	return sha256First
 }
 
 func (g *authGate) challengeTag(r *sip.Request) string {

@@ -1,0 +1,26 @@
+// Package media is Veilig's SRTP media relay (the B2BUA anchors every call's
+// audio here).
+//
+// Each call is a Session with two Legs, one per device. Each leg owns one
+// UDP port for RTP and muxed RTCP (and the next port for RTCP only when the
+// device does not mux). Veilig generates its own SRTP key per leg, so the
+// relay decrypts what one device sends and re-encrypts it for the other;
+// neither device learns the other's key, and one leg may be plain RTP where a
+// trunk is configured so.
+//
+// Security properties, always on:
+//   - A leg learns or changes where to send (symmetric RTP latching, for NAT)
+//     only from a packet that authenticates under that leg's SRTP key and
+//     passes the replay window. Until then it sends to the address from SDP.
+//     Spoofed, forged or replayed packets are dropped and counted; a burst
+//     raises a media.injection event (at most one per leg per 30 s).
+//   - Plain RTP is accepted only on legs explicitly allowed (trunks), and
+//     only from the signalled IP address.
+//
+// Efficiency: sockets are raw non-blocking fds served by one epoll loop per
+// worker (GOMAXPROCS by default), with recvmmsg/sendmmsg batches and
+// preallocated buffers, so the forward path allocates nothing in steady
+// state and costs no goroutine wake-up per packet. Every session belongs to
+// one worker, whose mutex is the only lock on the path: there is no global
+// lock.
+package media

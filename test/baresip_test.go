@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,7 +55,7 @@ func startPhone(t *testing.T, srv *server, cfg phoneConfig) *phone {
 	writeFile(t, filepath.Join(dir, "contacts"), "")
 	ph.proc = startProc(t, procSpec{
 		name:    "baresip-" + cfg.name,
-		args:    []string{"baresip", "-4", "-f", dir},
+		args:    []string{"baresip", "-4", "-s", "-f", dir}, // -s: SIP trace in the log
 		stdin:   strings.NewReader(""),
 		timeout: 5 * time.Minute,
 	})
@@ -286,6 +287,39 @@ func (ph *phone) waitEvent(t *testing.T, typ string, d time.Duration) ctrlMessag
 	}
 	return m
 }
+
+// waitRegistered waits up to d until the phone's account is registered:
+// a REGISTER_OK event, or (since the event may fire before the test's
+// ctrl_tcp connection is up) "OK" in the reginfo command's answer.
+func (ph *phone) waitRegistered(t *testing.T, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last string
+	for time.Now().Before(deadline) {
+		if _, ok := ph.ctrl.waitFor(500*time.Millisecond, func(m ctrlMessage) bool { return m.Event && m.Type == "REGISTER_OK" }); ok {
+			return
+		}
+		if strings.Contains(ph.proc.Output(), "Register: Function not implemented") {
+			t.Fatalf("phone %s (%s): baresip gave up registering with ENOSYS (\"Function not implemented\"): "+
+				"baresip 1.0.0 / libre 1.1.0 fails as soon as a 401 carries any non-MD5 digest challenge, "+
+				"whatever the order, so it cannot register while Veilig also offers SHA-256", ph.cfg.name, ph.cfg.ext)
+		}
+		m, err := ph.ctrl.command("reginfo", "", 3*time.Second)
+		if err == nil {
+			last = reANSI.ReplaceAllString(m.Data, "")
+			if reRegOK.MatchString(last) {
+				return
+			}
+		}
+	}
+	t.Fatalf("phone %s (%s) did not register within %v; reginfo: %q; events: %s\nlog:\n%s",
+		ph.cfg.name, ph.cfg.ext, d, last, ph.ctrl.eventTypes(), tail(ph.proc.Output(), 40))
+}
+
+var (
+	reANSI  = regexp.MustCompile(`\x1b\[[0-9;]*m`)
+	reRegOK = regexp.MustCompile(`\bOK\b`)
+)
 
 // do runs a ctrl_tcp command and fails the test when it is refused.
 func (ph *phone) do(t *testing.T, cmd, params string) {

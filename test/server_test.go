@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,6 +42,10 @@ type server struct {
 }
 
 const serverReadyLine = "Veilig is ready"
+
+// extensionReloadWait covers the server's once-a-second poll for
+// extensions added by `veilig ext add` while it runs.
+const extensionReloadWait = 1500 * time.Millisecond
 
 // startServer writes a config into a fresh directory, starts veilig and
 // waits (bounded) for "Veilig is ready". The server is stopped at cleanup.
@@ -184,6 +189,9 @@ func (s *server) addExtension(t *testing.T, num string) string {
 	if m == nil || m[1] != num {
 		t.Fatalf("veilig ext add %s printed no 'SIP secret for %s (shown once): ...' line:\n%s", num, num, out)
 	}
+	// A running server picks up extensions added by another process when
+	// it next polls the store (every second): wait for that.
+	time.Sleep(extensionReloadWait)
 	return m[2]
 }
 
@@ -231,15 +239,15 @@ func (s *server) events(t *testing.T) []event {
 	return evs
 }
 
-// waitEvent polls the event log up to d for an event of type typ that
-// matches (match may be nil) and fails the test with the events seen when
-// none arrives.
+// waitEvent polls the event log up to d for an event whose type is typ
+// (or one of several separated by "|") that matches (match may be nil) and
+// fails the test with the events seen when none arrives.
 func (s *server) waitEvent(t *testing.T, d time.Duration, typ string, match func(event) bool) event {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
 		for _, e := range s.events(t) {
-			if e.Type == typ && (match == nil || match(e)) {
+			if slices.Contains(strings.Split(typ, "|"), e.Type) && (match == nil || match(e)) {
 				return e
 			}
 		}

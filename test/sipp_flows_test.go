@@ -1,6 +1,7 @@
 package test
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -9,7 +10,7 @@ import (
 // TestSippRegister: sipp registers 1001 over TLS (through stunnel) with
 // digest auth and gets 200; Veilig logs a register event.
 func TestSippRegister(t *testing.T) {
-	srv := startServer(t, serverOptions{InsecureMD5First: true})
+	srv := startServer(t, serverOptions{})
 	secret := srv.addExtension(t, "1001")
 	shim := startStunnelClient(t, "uac", "127.0.0.11", srv.tlsAddr)
 	sippUAC("register", "register.xml", shim, srv, "1001", secret).mustPass(t)
@@ -19,7 +20,7 @@ func TestSippRegister(t *testing.T) {
 // TestSippWrongPassword: a REGISTER with a wrong password is challenged
 // again with 401 and logged as an auth.failure event for the account.
 func TestSippWrongPassword(t *testing.T) {
-	srv := startServer(t, serverOptions{InsecureMD5First: true})
+	srv := startServer(t, serverOptions{})
 	srv.addExtension(t, "1001")
 	shim := startStunnelClient(t, "uac", "127.0.0.12", srv.tlsAddr)
 	sippUAC("wrong-password", "register_wrong_password.xml", shim, srv, "1001", "Wrong-Passw0rd!x").mustPass(t)
@@ -28,15 +29,23 @@ func TestSippWrongPassword(t *testing.T) {
 
 // TestSippPlainRTPRefused: an authenticated INVITE offering plain RTP
 // (RTP/AVP, no crypto) to a registered callee gets 488 and a call.refused
-// event; no call is set up.
+// event (the server names it media.refused; call.refused is accepted
+// too); the call record says refused.
 func TestSippPlainRTPRefused(t *testing.T) {
-	srv := startServer(t, serverOptions{InsecureMD5First: true})
+	srv := startServer(t, serverOptions{})
 	secretA := srv.addExtension(t, "1001")
 	secretB := srv.addExtension(t, "1002")
 	mustRegisterRaw(t, srv, "127.0.0.14", "1002", secretB) // callee online
 	shim := startStunnelClient(t, "uac", "127.0.0.13", srv.tlsAddr)
 	sippUAC("plain-rtp", "invite_plain_rtp.xml", shim, srv, "1001", secretA, "callee", "1002").mustPass(t)
-	srv.waitEvent(t, 5*time.Second, "call.refused", nil)
+	ev := srv.waitEvent(t, 5*time.Second, "call.refused|media.refused", nil)
+	if fmt.Sprint(ev.Fields["code"]) != "488" {
+		t.Errorf("refusal event does not carry code 488: %s", ev)
+	}
+	rec := srv.waitCallRecord(t, 5*time.Second, "1001", "1002")
+	if rec.Disposition != "refused" {
+		t.Errorf("call record disposition = %q, want refused: %s", rec.Disposition, describeCall(rec))
+	}
 }
 
 // TestSippSRTPCall: a full call between two sipp agents through Veilig:
@@ -44,7 +53,7 @@ func TestSippPlainRTPRefused(t *testing.T) {
 // own TLS connection answers 180/200; ACK and BYE go through Veilig; the
 // call record says answered.
 func TestSippSRTPCall(t *testing.T) {
-	srv := startServer(t, serverOptions{InsecureMD5First: true})
+	srv := startServer(t, serverOptions{})
 	secretA := srv.addExtension(t, "1001")
 	secretB := srv.addExtension(t, "1002")
 

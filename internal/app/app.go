@@ -163,7 +163,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	go func() { defer bg.Done(); _ = reg.Run(bgCtx) }()
 
 	run("sip", edge.Serve)
-	run("accounts", func(ctx context.Context) error { dir.Watch(ctx, time.Second); return nil })
+	run("accounts", func(ctx context.Context) error { dir.Watch(ctx, 250*time.Millisecond); return nil })
 	if cfg.Metrics.Listen != "" {
 		reg := newRegistry(edge, calls, reg, bus)
 		run("metrics", func(ctx context.Context) error { return serveMetrics(ctx, cfg.Metrics.Listen, reg, log) })

@@ -118,12 +118,16 @@ func (m *Manager) ServeSIP(ctx context.Context, r *sipedge.Request) error {
 	return m.invite(ctx, r)
 }
 
-// refuse answers a new INVITE with a final error, an event and a record.
+// ruleSRTP names the media rule in call.refused events.
+const ruleSRTP = "srtp_required"
+
+// refuse answers a new INVITE with a final error, a call.refused event
+// (when rule is set) and a record.
 func (m *Manager) refuse(r *sipedge.Request, code int, reason, why string, evType string) error {
 	target := r.Recipient.User
 	if evType != "" {
-		m.o.Events.Emit(events.New(evType, events.Warning, r.Peer(), r.Account, why,
-			"to", target, "code", cseqString(uint32(code))))
+		m.o.Events.Emit(events.New(events.CallRefused, events.Warning, r.Peer(), r.Account, "call refused: "+why,
+			"to", target, "code", cseqString(uint32(code)), "rule", evType))
 	}
 	now := time.Now().UTC()
 	m.o.Events.Record(events.CallRecord{
@@ -140,18 +144,18 @@ func (m *Manager) invite(ctx context.Context, r *sipedge.Request) error {
 	var offer Media
 	if len(body) > 0 {
 		if ct := r.ContentType(); ct == nil || !isSDP(ct.Value()) {
-			return m.refuse(r, 415, "Unsupported Media Type", "INVITE body is not application/sdp", events.CallRefused)
+			return m.refuse(r, 415, "Unsupported Media Type", "INVITE body is not application/sdp", "unsupported_body")
 		}
 		var err error
 		if offer, err = CheckSRTP(body, false); err != nil {
-			return m.refuse(r, 488, "Not Acceptable Here", err.Error(), events.MediaRefused)
+			return m.refuse(r, 488, "Not Acceptable Here", err.Error(), ruleSRTP)
 		}
 		if offer.HasKeys && !m.secureHop(r.Conn) {
-			return m.refuse(r, 488, "Not Acceptable Here", "SRTP keys offered over unencrypted "+r.Conn.Transport()+" signalling", events.MediaRefused)
+			return m.refuse(r, 488, "Not Acceptable Here", "SRTP keys offered over unencrypted "+r.Conn.Transport()+" signalling", "sdes_over_plain_transport")
 		}
 	}
 	if target == "" || !m.o.Directory.Exists(target) {
-		return m.refuse(r, 404, "Not Found", "no such extension", events.CallRefused)
+		return m.refuse(r, 404, "Not Found", "no such extension", "unknown_callee")
 	}
 	now := time.Now()
 	var targets []target2
@@ -169,7 +173,7 @@ func (m *Manager) invite(ctx context.Context, r *sipedge.Request) error {
 	}
 	if len(targets) == 0 {
 		if insecureOnly {
-			return m.refuse(r, 480, "Temporarily Unavailable", "callee is registered only over unencrypted signalling", events.CallRefused)
+			return m.refuse(r, 480, "Temporarily Unavailable", "callee is registered only over unencrypted signalling", "callee_insecure_transport")
 		}
 		return m.refuse(r, 480, "Temporarily Unavailable", "callee has no reachable device", "")
 	}

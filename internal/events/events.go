@@ -32,7 +32,6 @@ const (
 	Unregister    = "unregister"
 	CallRefused   = "call.refused"
 	CallEnded     = "call.ended"
-	MediaRefused  = "media.refused"
 	ServerStarted = "server.started"
 	TLSReloaded   = "tls.reloaded"
 )

@@ -354,6 +354,7 @@ func (e *Edge) handleRequest(ctx context.Context, c Conn, req *sip.Request) {
 func (e *Edge) stateless(c Conn, req *sip.Request, code int, reason string) {
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	res.AppendHeader(sip.NewHeader("Server", e.opts.UserAgent))
+	markReceived(res, c.Peer())
 	_ = send(c, res)
 }
 
@@ -366,9 +367,6 @@ func (e *Edge) badRequest(c Conn, req *sip.Request, reason string) {
 	e.stateless(c, req, 400, reason)
 }
 
-// answerUnparsable handles a datagram the parser refused. Over UDP a reply
-// could reflect traffic to a spoofed source, so nothing is sent.
-func (e *Edge) answerUnparsable(c Conn, data []byte) {}
 
 func newTag() string {
 	var b [8]byte

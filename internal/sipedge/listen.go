@@ -129,7 +129,12 @@ func (e *Edge) receiveDatagram(ctx context.Context, c Conn, data []byte) {
 	msg, err := e.parser.ParseSIP(data)
 	if err != nil {
 		e.metrics.malformed.Add(1)
-		e.answerUnparsable(c, data)
+		if req, ok := msg.(*sip.Request); ok && errors.Is(err, sip.ErrParseReadBodyIncomplete) {
+			// The headers parsed; only the body is shorter than
+			// Content-Length says. That request can be answered.
+			req.SetSource(c.Peer().String())
+			e.badRequest(c, req, "Content-Length Mismatch")
+		}
 		return
 	}
 	e.dispatch(ctx, c, msg)

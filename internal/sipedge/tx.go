@@ -2,6 +2,7 @@ package sipedge
 
 import (
 	"hash/maphash"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -52,8 +53,14 @@ type ServerTx struct {
 	toTag     string
 }
 
-// Request is the request that created the transaction.
-func (tx *ServerTx) Request() *sip.Request { return tx.req }
+// Request is the request that created the transaction. A non-INVITE
+// transaction lets go of it once answered: on UDP it lingers 32 s to absorb
+// retransmissions, and keeping only the encoded answer keeps that cheap.
+func (tx *ServerTx) Request() *sip.Request {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	return tx.req
+}
 
 // Conn is the connection the request came on.
 func (tx *ServerTx) Conn() Conn { return tx.conn }
@@ -64,7 +71,9 @@ func (tx *ServerTx) ToTag() string {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
 	if tx.toTag == "" {
-		if to := tx.req.To(); to != nil {
+		if tx.req == nil {
+			// Answered already: the tag was fixed by then.
+		} else if to := tx.req.To(); to != nil {
 			if t, ok := to.Params.Get("tag"); ok && t != "" {
 				tx.toTag = t
 			}
@@ -100,6 +109,7 @@ func (tx *ServerTx) Respond(res *sip.Response) error {
 			}
 		}
 	}
+	markReceived(res, tx.conn.Peer())
 	raw := encode(res)
 	tx.mu.Lock()
 	if tx.state != stProceeding {
@@ -112,6 +122,7 @@ func (tx *ServerTx) Respond(res *sip.Response) error {
 	case res.StatusCode < 200:
 	case !tx.invite:
 		tx.state = stCompleted
+		tx.req = nil
 		if tx.conn.Reliable() {
 			tx.expires = now
 		} else {
@@ -418,4 +429,18 @@ func (t *txTable) counts() (srv, cli int) {
 		s.mu.Unlock()
 	}
 	return
+}
+
+// markReceived records the socket source in the top Via of a response when
+// the Via names another host (RFC 3261 18.2.1): the response goes to the
+// source either way, and the peer learns where it was seen from.
+func markReceived(res *sip.Response, peer netip.AddrPort) {
+	v := res.Via()
+	if v == nil || v.Params.Has("received") {
+		return
+	}
+	ip := peer.Addr().String()
+	if trimBrackets(v.Host) != ip {
+		v.Params.Add("received", ip)
+	}
 }

@@ -31,6 +31,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the server", runServe},
 		{"ext", "manage extensions (SIP accounts): add, list, remove, passwd", runExt},
+		{"regs", "list registered devices", runRegs},
 		{"calls", "list call records", runCalls},
 		{"events", "list security events", runEvents},
 		{"version", "print the version", runVersion},

@@ -137,7 +137,7 @@ func (tx *ClientTx) retransmit() {
 
 func (tx *ClientTx) timedOut() {
 	tx.mu.Lock()
-	if tx.state != ctCalling && tx.state != ctProceeding {
+	if tx.state != ctCalling && !(tx.state == ctProceeding && (!tx.invite || tx.cancelled)) {
 		tx.mu.Unlock()
 		return
 	}
@@ -187,11 +187,21 @@ func (tx *ClientTx) receive(res *sip.Response) {
 			return
 		}
 		tx.state = ctProceeding
-		if tx.invite && tx.retrans != nil {
-			tx.retrans.Stop()
+		if tx.invite {
+			// Ringing may last longer than Timer B: from here the call
+			// layer's ring timeout decides (RFC 3261 17.1.1.2).
+			if tx.retrans != nil {
+				tx.retrans.Stop()
+			}
+			if tx.timeout != nil {
+				tx.timeout.Stop()
+			}
 		}
 		sendCancel := tx.cancelPending
 		tx.cancelPending = false
+		if sendCancel {
+			tx.timeout = time.AfterFunc(TimerB, tx.timedOut)
+		}
 		tx.mu.Unlock()
 		if sendCancel {
 			tx.sendCancel()
@@ -299,6 +309,9 @@ func (tx *ClientTx) Cancel() {
 		return
 	case ctProceeding:
 		tx.cancelled = true
+		// A callee that never answers the CANCEL must not pin the
+		// transaction (RFC 3261 9.1: give up after 64*T1).
+		tx.timeout = time.AfterFunc(TimerB, tx.timedOut)
 		tx.mu.Unlock()
 		tx.sendCancel()
 		return

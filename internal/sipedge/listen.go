@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // listener is one bound socket of the edge.
@@ -81,36 +83,64 @@ func normalize(ap netip.AddrPort) netip.AddrPort {
 }
 
 // serveUDP reads datagrams on several goroutines; each parses and handles
-// its message inline, so work is bounded by the number of readers instead
-// of a goroutine per packet.
+// its messages inline, so work is bounded by the number of readers instead
+// of a goroutine per packet. Reads are batched (recvmmsg) where the
+// platform has it: under load one system call brings many messages.
 func (e *Edge) serveUDP(ctx context.Context, l *listener) {
 	workers := e.opts.UDPWorkers
 	done := make(chan struct{})
 	for i := 0; i < workers; i++ {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			buf := make([]byte, 65536)
-			for {
-				n, peer, err := l.udp.ReadFromUDPAddrPort(buf)
-				if err != nil {
-					if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-						return
-					}
-					continue
-				}
-				peer = normalize(peer)
-				if e.opts.AcceptFilter != nil && !e.opts.AcceptFilter(peer.Addr(), "udp") {
-					continue
-				}
-				c := &udpConn{pc: l.udp, peer: peer, local: l.addr}
-				e.receiveDatagram(ctx, c, buf[:n])
-			}
+			e.readUDP(ctx, l)
 		}()
 	}
 	<-ctx.Done()
 	_ = l.udp.Close()
 	for i := 0; i < workers; i++ {
 		<-done
+	}
+}
+
+// udpBatch is how many datagrams one read may return.
+const udpBatch = 16
+
+type batchReader interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+func (e *Edge) readUDP(ctx context.Context, l *listener) {
+	var br batchReader
+	if l.addr.Addr().Is4() {
+		br = ipv4.NewPacketConn(l.udp)
+	} else {
+		br = ipv6.NewPacketConn(l.udp)
+	}
+	msgs := make([]ipv4.Message, udpBatch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, 65536)}
+	}
+	for {
+		n, err := br.ReadBatch(msgs, 0)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		for i := 0; i < n; i++ {
+			m := &msgs[i]
+			ua, ok := m.Addr.(*net.UDPAddr)
+			if !ok {
+				continue
+			}
+			peer := normalize(ua.AddrPort())
+			if e.opts.AcceptFilter != nil && !e.opts.AcceptFilter(peer.Addr(), "udp") {
+				continue
+			}
+			c := &udpConn{pc: l.udp, peer: peer, local: l.addr}
+			e.receiveDatagram(ctx, c, m.Buffers[0][:m.N])
+		}
 	}
 }
 

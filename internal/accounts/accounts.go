@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"regexp"
 	"sync"
 	"time"
@@ -31,9 +32,11 @@ func ValidNumber(n string) error {
 }
 
 type entry struct {
-	name string
-	md5  string
-	sha  string
+	name  string
+	md5   string
+	sha   string
+	allow []netip.Prefix
+	class string
 }
 
 // Directory is the in-memory view of the extensions.
@@ -79,7 +82,7 @@ func (d *Directory) reload(ctx context.Context) error {
 			d.log.Error("extension secret cannot be opened with this data key", "extension", e.Number, "err", err)
 			continue
 		}
-		m[e.Number] = entry{name: e.Name, md5: string(md5), sha: string(sha)}
+		m[e.Number] = entry{name: e.Name, md5: string(md5), sha: string(sha), allow: e.AllowFrom, class: e.Class}
 	}
 	d.mu.Lock()
 	d.m, d.version = m, v
@@ -140,6 +143,21 @@ func (d *Directory) Name(user string) string {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.m[user].name
+}
+
+// AllowFrom is where the extension may register and call from (empty:
+// anywhere).
+func (d *Directory) AllowFrom(user string) []netip.Prefix {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.m[user].allow
+}
+
+// Class is the extension's class of service ("" = default).
+func (d *Directory) Class(user string) string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.m[user].class
 }
 
 // Forget drops an extension from memory at once (after a removal).

@@ -27,6 +27,7 @@ import (
 	"github.com/veilig/veilig/internal/events"
 	"github.com/veilig/veilig/internal/registrar"
 	"github.com/veilig/veilig/internal/sipedge"
+	"github.com/veilig/veilig/internal/sipedge/sanity"
 	"github.com/veilig/veilig/internal/store/sqlite"
 	"github.com/veilig/veilig/internal/tlsconf"
 )
@@ -114,6 +115,13 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		return err
 	}
 
+	grd, err := newGuard(cfg, db, bus, dir, log.With("component", "guard"))
+	if err != nil {
+		return fmt.Errorf("guard: %w", err)
+	}
+	sanityOpts := sanity.DefaultOptions()
+	sanityOpts.MaxMessageSize = cfg.SIP.MaxMessageSize
+
 	var calls *call.Manager
 	mux := sipedge.NewMux()
 	mux.Handle(sip.REGISTER, reg)
@@ -130,7 +138,14 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		TLSConfig: tm.ServerConfig(), AdvertiseHost: cfg.SIP.AdvertiseHost, UserAgent: cfg.SIP.UserAgent,
 		IdleTimeout: cfg.SIP.IdleTimeout, MaxMessageSize: cfg.SIP.MaxMessageSize,
 		UDPWorkers: cfg.SIP.UDPWorkerCount(), UDPReadBuffer: cfg.SIP.UDPReadBuffer,
-		Handler: chain, Logger: log.With("component", "sip"),
+		Handler: chain, Logger: log.With("component", "sip"), Guard: grd,
+		Sanity: func(raw []byte, r *sip.Request) (int, string, bool) {
+			res := sanity.Check(raw, r, sanityOpts)
+			if res.OK {
+				return 0, "", false
+			}
+			return res.Code, res.Reason, res.Drop
+		},
 	})
 	if err != nil {
 		return err
@@ -162,10 +177,18 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	go func() { defer bg.Done(); _ = bus.Run(bgCtx) }()
 	go func() { defer bg.Done(); _ = reg.Run(bgCtx) }()
 
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		if err := grd.Run(bgCtx); err != nil {
+			log.Error("guard stopped", "err", err)
+		}
+	}()
 	run("sip", edge.Serve)
+	run("control", func(ctx context.Context) error { return serveControl(ctx, cfg.ControlSocketPath(), grd, log) })
 	run("accounts", func(ctx context.Context) error { dir.Watch(ctx, 250*time.Millisecond); return nil })
 	if cfg.Metrics.Listen != "" {
-		reg := newRegistry(edge, calls, reg, bus)
+		reg := newRegistry(edge, calls, reg, bus, grd)
 		run("metrics", func(ctx context.Context) error { return serveMetrics(ctx, cfg.Metrics.Listen, reg, log) })
 		fmt.Fprintf(out, "metrics: http://%s/metrics\n", cfg.Metrics.Listen)
 	}

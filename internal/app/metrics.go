@@ -21,7 +21,7 @@ import (
 
 // newRegistry exposes the subsystems' own counters and gauges; values are
 // read at scrape time, so nothing is added to the SIP path.
-func newRegistry(edge *sipedge.Edge, calls *call.Manager, reg *registrar.Registrar, bus *events.Bus) *prometheus.Registry {
+func newRegistry(edge *sipedge.Edge, calls *call.Manager, reg *registrar.Registrar, bus *events.Bus, grd *guard) *prometheus.Registry {
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	gauge := func(name, help string, f func() float64) {
@@ -37,6 +37,8 @@ func newRegistry(edge *sipedge.Edge, calls *call.Manager, reg *registrar.Registr
 	gauge("veilig_sip_connections", "Open TLS/TCP connections.", func() float64 { _, _, n := edge.Stats(); return float64(n) })
 	gauge("veilig_registrations", "Registered contacts.", func() float64 { return float64(reg.Count()) })
 	counter("veilig_events_dropped_total", "Events lost to a full queue.", func() float64 { return float64(bus.Dropped()) })
+	r.MustRegister(grd.decisions)
+	counter("veilig_guard_alerts_suppressed_total", "Alerts folded into an earlier one of the same window.", func() float64 { return float64(grd.eng.Stats().AlertsSuppressed) })
 	for name := range edge.MetricsSnapshot() {
 		counter("veilig_sip_"+name+"_total", "SIP edge counter "+name+".", func() float64 { return float64(edge.MetricsSnapshot()[name]) })
 	}

@@ -30,8 +30,10 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the server", runServe},
-		{"ext", "manage extensions (SIP accounts): add, list, remove, passwd", runExt},
+		{"ext", "manage extensions (SIP accounts): add, list, remove, passwd, set, unlock", runExt},
 		{"regs", "list registered devices", runRegs},
+		{"ban", "manage source bans: list, add, remove", runBan},
+		{"why", "explain everything that refuses a source or extension", runWhy},
 		{"calls", "list call records", runCalls},
 		{"events", "list security events", runEvents},
 		{"version", "print the version", runVersion},

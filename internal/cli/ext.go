@@ -13,6 +13,7 @@ import (
 	"github.com/veilig/veilig/internal/accounts"
 	"github.com/veilig/veilig/internal/app"
 	"github.com/veilig/veilig/internal/auth"
+	"github.com/veilig/veilig/internal/config"
 	"github.com/veilig/veilig/internal/store"
 )
 
@@ -21,6 +22,8 @@ const extUsage = `usage:
   veilig ext list
   veilig ext remove NUMBER
   veilig ext passwd NUMBER [--secret-stdin]
+  veilig ext set NUMBER [--name NAME] [--allow-from CIDR[,CIDR]]   (--allow-from "" allows anywhere)
+  veilig ext unlock NUMBER
   veilig ext import FILE        (lines of NUMBER:SECRET; for provisioning and load tests)`
 
 func runExt(ctx context.Context, e env, args []string) error {
@@ -34,11 +37,12 @@ func runExt(ctx context.Context, e env, args []string) error {
 	c.register(fs)
 	name := fs.String("name", "", "display name")
 	fromStdin := fs.Bool("secret-stdin", false, "read the secret from standard input instead of generating one")
+	allowFrom := fs.String("allow-from", "", "networks the extension may register and call from, CIDR[,CIDR]")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	want := map[string]int{"add": 1, "list": 0, "remove": 1, "passwd": 1, "import": 1}
+	want := map[string]int{"add": 1, "list": 0, "remove": 1, "passwd": 1, "import": 1, "set": 1, "unlock": 1}
 	n, ok := want[sub]
 	if !ok {
 		return fmt.Errorf("unknown subcommand %q\n%s", sub, extUsage)
@@ -105,6 +109,55 @@ func runExt(ctx context.Context, e env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "Extension %s removed; its registrations are gone.\n", pos[0])
 		return nil
+	case "set":
+		x, err := db.Extension(ctx, pos[0])
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("extension %s does not exist (see `veilig ext list`)", pos[0])
+		}
+		if err != nil {
+			return err
+		}
+		changed := false
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "name":
+				x.Name, changed = *name, true
+			case "allow-from":
+				changed = true
+			}
+		})
+		if isSet(fs, "allow-from") {
+			var list []string
+			for _, p := range strings.Split(*allowFrom, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					list = append(list, p)
+				}
+			}
+			if x.AllowFrom, err = config.Prefixes(list); err != nil {
+				return fmt.Errorf("--allow-from: %w", err)
+			}
+		}
+		if !changed {
+			return errors.New("nothing to set: give --name or --allow-from")
+		}
+		if err := db.UpdateExtension(ctx, x); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "Extension %s updated.\n", x.Number)
+		if len(x.AllowFrom) > 0 {
+			fmt.Fprintf(e.stdout, "It may register and call only from %s.\n", *allowFrom)
+		}
+		return nil
+	case "unlock":
+		err := db.DeleteLock(ctx, pos[0])
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("extension %s is not locked", pos[0])
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "Extension %s unlocked.\n", pos[0])
+		return nil
 	case "import":
 		return importExtensions(ctx, e, pos[0], func(number, secret string) error {
 			err := accounts.Create(ctx, db, key, realm, number, "", secret)
@@ -132,4 +185,14 @@ func obtainSecret(stdin io.Reader, fromStdin bool) (secret string, generated boo
 		return "", false, errors.New("no secret on standard input")
 	}
 	return line, false, nil
+}
+
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
 }

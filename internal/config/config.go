@@ -2,6 +2,8 @@ package config
 
 import (
 	"crypto/tls"
+	"fmt"
+	"net/netip"
 	"runtime"
 	"time"
 )
@@ -20,6 +22,39 @@ type Config struct {
 	Auth    Auth    `yaml:"auth"`
 	Events  Events  `yaml:"events"`
 	Metrics Metrics `yaml:"metrics"`
+	Guard   Guard   `yaml:"guard"`
+}
+
+// Guard configures the edge defences in front of every SIP handler.
+type Guard struct {
+	// TrustedSources are CIDRs (or addresses) never banned, rate limited
+	// or locked out; their failures still raise alerts.
+	TrustedSources []string `yaml:"trusted_sources"`
+	// AllowSources are the only networks the SIP edge serves; empty
+	// means any.
+	AllowSources []string `yaml:"allow_sources"`
+	// ScannerUserAgents extends the built-in list of scanner User-Agent
+	// substrings; ScannerIgnore removes entries from it.
+	ScannerUserAgents []string `yaml:"scanner_user_agents"`
+	ScannerIgnore     []string `yaml:"scanner_ignore"`
+}
+
+// Prefixes parses a list of CIDRs or addresses (an address is its /32 or
+// /128).
+func Prefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR nor an address", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 // Metrics configures the Prometheus-style metrics endpoint.

@@ -25,6 +25,7 @@ func TestKeysContract(t *testing.T) {
 		"auth.allow_md5", "auth.nonce_ttl", "auth.insecure_md5_first", "auth.md5_only_user_agents",
 		"events.log_file", "events.retention",
 		"metrics.listen",
+		"guard.trusted_sources", "guard.allow_sources", "guard.scanner_user_agents", "guard.scanner_ignore",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
 		t.Errorf("Keys() =\n%q\nwant\n%q", got, want)

@@ -22,3 +22,7 @@ func (c *Config) DataKeyPath() string { return filepath.Join(c.DataDir, "data.ke
 
 // TLSDir holds the generated local CA and server certificate.
 func (c *Config) TLSDir() string { return filepath.Join(c.DataDir, "tls") }
+
+// ControlSocketPath is the unix socket a running server answers local
+// management queries on (`veilig why`).
+func (c *Config) ControlSocketPath() string { return filepath.Join(c.DataDir, "control.sock") }

@@ -216,3 +216,11 @@ func fmtDur(d time.Duration) string {
 func (m Metrics) validate(c checker) {
 	listen(c, "listen", m.Listen)
 }
+
+func (g Guard) validate(c checker) {
+	for key, list := range map[string][]string{"trusted_sources": g.TrustedSources, "allow_sources": g.AllowSources} {
+		if _, err := Prefixes(list); err != nil {
+			c.errf(key, "%v", err)
+		}
+	}
+}

@@ -45,7 +45,12 @@ type AuthOptions struct {
 	// Observe, when set, hears every outcome (the lockout and ban policy
 	// of the edge-defence issue plugs in here).
 	Observe func(peer netip.AddrPort, user string, ok bool, reason string)
-	Now     func() time.Time
+	// Gate, when set, is asked once the claimed account is known and
+	// before the credentials are checked: a locked account (for this
+	// source) or a source outside the account's allowlist is refused as
+	// a failure, with the same answer as a wrong password.
+	Gate func(peer netip.AddrPort, user string) (ok bool, reason string)
+	Now  func() time.Time
 }
 
 // AuthGate challenges every request outside a dialog, whatever its method,
@@ -130,6 +135,14 @@ func (g *authGate) check(r *Request) (string, bool) {
 		g.fail(r, chCode, creds.Username, "bad nonce count")
 		return "", false
 	}
+	if g.o.Gate != nil {
+		if ok, why := g.o.Gate(peer, creds.Username); !ok {
+			// The gate has counted this failure itself.
+			g.emit(peer, creds.Username, false, why)
+			g.challenge(r, chCode, false)
+			return "", false
+		}
+	}
 	ha1, known := g.o.Accounts.HA1(creds.Username, creds.Algorithm)
 	if !known {
 		ha1 = auth.FakeHA1(creds.Algorithm, creds.Username, g.o.Realm, g.o.Key)
@@ -179,6 +192,10 @@ func (g *authGate) report(peer netip.AddrPort, user string, ok bool, reason stri
 	if g.o.Observe != nil {
 		g.o.Observe(peer, user, ok, reason)
 	}
+	g.emit(peer, user, ok, reason)
+}
+
+func (g *authGate) emit(peer netip.AddrPort, user string, ok bool, reason string) {
 	if g.o.Events == nil {
 		return
 	}
@@ -216,7 +233,7 @@ func (g *authGate) challenge(r *Request, code int, stale bool) {
 		}
 		res.AppendHeader(sip.NewHeader(hdr, auth.Challenge(g.o.Realm, nonce, g.opaque, a, stale)))
 	}
-	res.AppendHeader(sip.NewHeader("Server", r.Tx.edge.opts.UserAgent))
+	res.AppendHeader(sip.NewHeader("Server", r.edge.opts.UserAgent))
 	_ = r.Tx.Respond(res)
 }
 

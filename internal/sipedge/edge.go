@@ -35,12 +35,14 @@ type Options struct {
 	MaxMessageSize int
 	UDPWorkers     int
 	UDPReadBuffer  int
-	// AcceptFilter, when set, is asked about every new connection and
-	// datagram source before any byte is read or handshake made; false
-	// drops it silently.
-	AcceptFilter func(addr netip.Addr, transport string) bool
-	Handler      Handler
-	Logger       *slog.Logger
+	// Guard is the edge-defence policy the chain consults; nil admits
+	// everything (tests, tools).
+	Guard Guard
+	// Sanity, when set, is the strict sanity check run on every request
+	// after the basic one (RFC 4475 rules the parser lets through).
+	Sanity  func(raw []byte, r *sip.Request) (code int, reason string, drop bool)
+	Handler Handler
+	Logger  *slog.Logger
 }
 
 // Edge runs the listeners and the transaction layer.
@@ -53,11 +55,12 @@ type Edge struct {
 	txs       *txTable
 	metrics   Metrics
 	routeIP   sync.Map // netip.Addr -> netip.Addr: local address facing a peer
+	chain     Handler  // the guard chain in front of opts.Handler
 }
 
 // Metrics are the edge's counters.
 type Metrics struct {
-	received, malformed, oversized, tlsFailures, sendErrors, panics, stray atomic.Uint64
+	received, malformed, oversized, tlsFailures, sendErrors, panics, stray, dropped, rejected atomic.Uint64
 }
 
 // New validates options and binds the listeners, so configuration errors
@@ -93,6 +96,7 @@ func New(opts Options) (*Edge, error) {
 		conns:  newConnTable(),
 		txs:    newTxTable(),
 	}
+	e.chain = Chain(opts.Handler, e.stages()...)
 	if err := e.listen(); err != nil {
 		e.closeListeners()
 		return nil, err
@@ -172,7 +176,7 @@ func (e *Edge) MetricsSnapshot() map[string]uint64 {
 	return map[string]uint64{
 		"received": m.received.Load(), "malformed": m.malformed.Load(), "oversized": m.oversized.Load(),
 		"tls_failures": m.tlsFailures.Load(), "send_errors": m.sendErrors.Load(), "panics": m.panics.Load(),
-		"stray": m.stray.Load(),
+		"stray": m.stray.Load(), "dropped": m.dropped.Load(), "rejected": m.rejected.Load(),
 	}
 }
 
@@ -252,7 +256,7 @@ func trimBrackets(h string) string {
 // UserAgent is the Server/User-Agent header value.
 func (e *Edge) UserAgent() string { return e.opts.UserAgent }
 
-func (e *Edge) dispatch(ctx context.Context, c Conn, msg sip.Message) {
+func (e *Edge) dispatch(ctx context.Context, c Conn, msg sip.Message, raw []byte) {
 	e.metrics.received.Add(1)
 	defer func() {
 		if p := recover(); p != nil {
@@ -264,7 +268,7 @@ func (e *Edge) dispatch(ctx context.Context, c Conn, msg sip.Message) {
 	case *sip.Request:
 		m.SetSource(c.Peer().String())
 		m.SetTransport(transportToken(c.Transport()))
-		e.handleRequest(ctx, c, m)
+		e.handleRequest(ctx, c, m, raw)
 	case *sip.Response:
 		e.handleResponse(c, m)
 	}
@@ -289,62 +293,11 @@ func (e *Edge) handleResponse(c Conn, res *sip.Response) {
 	tx.receive(res)
 }
 
-func (e *Edge) handleRequest(ctx context.Context, c Conn, req *sip.Request) {
-	if reason := basicSanity(req); reason != "" {
-		e.metrics.malformed.Add(1)
-		if req.Method != sip.ACK {
-			e.badRequest(c, req, reason)
-		}
-		return
-	}
-	switch req.Method {
-	case sip.ACK:
-		if tx, _ := e.txs.serverTx(serverKey(req, "INVITE"), nil); tx != nil && tx.conn.Peer().Addr() == c.Peer().Addr() {
-			tx.mu.Lock()
-			st := tx.state
-			tx.mu.Unlock()
-			if st == stCompleted || st == stConfirmed {
-				tx.ackNon2xx()
-				return
-			}
-		}
-		if tx := e.txs.takeAck(ackKey(req)); tx != nil {
-			if tx.conn.Peer().Addr() != c.Peer().Addr() {
-				e.txs.awaitAck(tx.ackKey, tx)
-				return
-			}
-			tx.ack2xx(req)
-		}
-		return
-	case sip.CANCEL:
-		tx, _ := e.txs.serverTx(serverKey(req, "INVITE"), nil)
-		if tx == nil || tx.conn.Peer().Addr() != c.Peer().Addr() {
-			e.stateless(c, req, 481, "Call/Transaction Does Not Exist")
-			return
-		}
-		e.stateless(c, req, 200, "OK")
-		tx.cancel()
-		return
-	}
-	key := serverKey(req, string(req.Method))
-	tx, created := e.txs.serverTx(key, func() *ServerTx {
-		tx := &ServerTx{key: key, edge: e, conn: c, req: req, invite: req.Method == sip.INVITE}
-		tx.expires = time.Now().Add(5 * time.Minute)
-		if tx.invite {
-			tx.ackKey = ackKey(req)
-		}
-		return tx
-	})
-	if !created {
-		if tx.conn.Peer().Addr() == c.Peer().Addr() {
-			tx.retransmitted()
-		}
-		return
-	}
-	r := &Request{Request: req, Conn: c, Tx: tx, Received: time.Now()}
-	if err := e.opts.Handler.ServeSIP(ctx, r); err != nil {
+func (e *Edge) handleRequest(ctx context.Context, c Conn, req *sip.Request, raw []byte) {
+	r := &Request{Request: req, Conn: c, Received: time.Now(), Raw: raw, edge: e}
+	if err := e.chain.ServeSIP(ctx, r); err != nil {
 		e.log.Debug("request handling failed", "method", string(req.Method), "peer", c.Peer().String(), "err", err)
-		if !tx.Final() {
+		if r.Tx != nil && !r.Tx.Final() {
 			_ = r.Respond(500, "Server Internal Error")
 		}
 	}
@@ -366,7 +319,6 @@ func (e *Edge) badRequest(c Conn, req *sip.Request, reason string) {
 	}
 	e.stateless(c, req, 400, reason)
 }
-
 
 func newTag() string {
 	var b [8]byte

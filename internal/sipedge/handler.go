@@ -19,6 +19,11 @@ type Request struct {
 	Received time.Time
 	// Account is the authenticated extension, set by the auth stage.
 	Account string
+	// Raw is the message as received; valid only while the chain runs
+	// synchronously (the buffer is reused afterwards).
+	Raw []byte
+
+	edge *Edge
 }
 
 // Peer is the socket address the request came from.
@@ -27,15 +32,20 @@ func (r *Request) Peer() netip.AddrPort { return r.Conn.Peer() }
 // Response builds a response to r with Veilig's Server header.
 func (r *Request) Response(code int, reason string) *sip.Response {
 	res := sip.NewResponseFromRequest(r.Request, code, reason, nil)
-	res.AppendHeader(sip.NewHeader("Server", r.Tx.edge.opts.UserAgent))
+	res.AppendHeader(sip.NewHeader("Server", r.edge.opts.UserAgent))
 	return res
 }
 
-// Respond sends a bodiless response with optional extra headers.
+// Respond sends a bodiless response with optional extra headers; before
+// the transaction stage it answers statelessly.
 func (r *Request) Respond(code int, reason string, hdrs ...sip.Header) error {
 	res := r.Response(code, reason)
 	for _, h := range hdrs {
 		res.AppendHeader(h)
+	}
+	if r.Tx == nil {
+		markReceived(res, r.Conn.Peer())
+		return send(r.Conn, res)
 	}
 	return r.Tx.Respond(res)
 }

@@ -135,7 +135,8 @@ func (e *Edge) readUDP(ctx context.Context, l *listener) {
 				continue
 			}
 			peer := normalize(ua.AddrPort())
-			if e.opts.AcceptFilter != nil && !e.opts.AcceptFilter(peer.Addr(), "udp") {
+			if e.opts.Guard != nil && !e.opts.Guard.Admit(peer.Addr(), "udp", false) {
+				e.metrics.dropped.Add(1)
 				continue
 			}
 			c := &udpConn{pc: l.udp, peer: peer, local: l.addr}
@@ -167,7 +168,7 @@ func (e *Edge) receiveDatagram(ctx context.Context, c Conn, data []byte) {
 		}
 		return
 	}
-	e.dispatch(ctx, c, msg)
+	e.dispatch(ctx, c, msg, data)
 }
 
 func isKeepAlive(b []byte) bool {
@@ -201,7 +202,9 @@ func (e *Edge) serveStream(ctx context.Context, l *listener) {
 		}
 		delay = 0
 		peer := normalize(addrPortOf(nc.RemoteAddr()))
-		if e.opts.AcceptFilter != nil && !e.opts.AcceptFilter(peer.Addr(), l.transport) {
+		if e.opts.Guard != nil && !e.opts.Guard.Admit(peer.Addr(), l.transport, true) {
+			// Refused before any byte is read or any handshake made.
+			e.metrics.dropped.Add(1)
 			_ = nc.Close()
 			continue
 		}
@@ -210,6 +213,9 @@ func (e *Edge) serveStream(ctx context.Context, l *listener) {
 }
 
 func (e *Edge) serveConn(ctx context.Context, l *listener, nc net.Conn, peer netip.AddrPort) {
+	if e.opts.Guard != nil {
+		defer e.opts.Guard.Release(peer.Addr())
+	}
 	if l.transport == "tls" {
 		tc := tls.Server(nc, e.opts.TLSConfig)
 		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -277,10 +283,22 @@ func (e *Edge) consume(ctx context.Context, sc *streamConn, stream *sip.ParserSt
 		if buf.Len() == 0 {
 			return true
 		}
-		msg, _, err := stream.ParseNext()
+		pre := buf.Bytes()
+		msg, n, err := stream.ParseNext()
 		switch {
 		case err == nil:
-			e.dispatch(ctx, sc, msg)
+			if n > len(pre) {
+				n = len(pre)
+			}
+			if e.opts.Guard != nil && !e.opts.Guard.Admit(sc.peer.Addr(), sc.transport, false) {
+				// A source banned or over its budget mid-connection.
+				e.metrics.dropped.Add(1)
+				if e.opts.Guard.Banned(sc.peer.Addr()) {
+					return false
+				}
+				continue
+			}
+			e.dispatch(ctx, sc, msg, pre[:n])
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			return true
 		case errors.Is(err, sip.ErrMessageTooLarge):

@@ -34,6 +34,30 @@ type Extension struct {
 	HA1SHA256 []byte // sealed SHA-256(user:realm:secret) hex
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// AllowFrom limits where the extension may register and call from;
+	// empty means anywhere the edge serves.
+	AllowFrom []netip.Prefix
+	// Class is the class of service for outbound calls ("" = default).
+	Class string
+}
+
+// Ban is a source address refused at the edge until End.
+type Ban struct {
+	Addr   netip.Addr
+	Rule   string   // e.g. "bruteforce", "scanner", "manual"
+	Reason string   // for a person
+	Cause  []string // the events that led to it
+	Start  time.Time
+	End    time.Time
+	Level  int // escalation step
+}
+
+// Lock is an account locked against new sources until Until.
+type Lock struct {
+	Account string
+	Until   time.Time
+	Level   int
+	Reason  string
 }
 
 // Binding is one registered contact of an extension (location service row).
@@ -111,6 +135,18 @@ type Store interface {
 	// InsertEvents assigns IDs (Event.ID is ignored), increasing in insert order.
 	InsertEvents(ctx context.Context, es []Event) error
 	ListEvents(ctx context.Context, f EventFilter) ([]Event, error) // newest first; Since inclusive
+
+	// Bans and locks. Saves upsert by address or account; lists return
+	// only those still in force at now.
+	SaveBan(ctx context.Context, b Ban) error
+	DeleteBan(ctx context.Context, addr netip.Addr) error // ErrNotFound if absent
+	ListBans(ctx context.Context, now time.Time) ([]Ban, error)
+	SaveLock(ctx context.Context, l Lock) error
+	DeleteLock(ctx context.Context, account string) error // ErrNotFound if absent
+	ListLocks(ctx context.Context, now time.Time) ([]Lock, error)
+	// GuardVersion changes whenever any process commits a change to bans
+	// or locks.
+	GuardVersion(ctx context.Context) (int64, error)
 
 	// Version changes whenever any connection (another process too, such as
 	// the CLI) commits a change to extensions; caches compare it cheaply.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -114,8 +115,8 @@ var eu = map[string]bool{
 	"HU": true, "IE": true, "IT": true, "LV": true, "LT": true, "LU": true,
 	"MT": true, "NL": true, "PL": true, "PT": true, "RO": true, "SK": true,
 	"SI": true, "ES": true, "SE": true,
-	"AX": true, // Åland (FI)
-	"GF": true, "GP": true, "MQ": true, "RE": true, "YT": true, "MF": true, // outermost regions (FR)
+	// Åland (FI) and the French outermost regions.
+	"AX": true, "GF": true, "GP": true, "MQ": true, "RE": true, "YT": true, "MF": true,
 }
 
 // Classify normalises dialled to E.164 using defaultCountry (ISO 3166-1,
@@ -147,21 +148,35 @@ func Classify(dialled, defaultCountry string) (Destination, error) {
 			National:    true,
 		}, nil
 	}
+	if n, ok := fastParse(digits, plus, defaultCountry); ok {
+		if d, ok := describe(n, defaultCountry); ok {
+			return d, nil
+		}
+	}
 	n, err := phonenumbers.Parse(dialled, defaultCountry)
 	if err != nil {
 		return Destination{}, ErrNotNumber
 	}
+	d, ok := describe(n, defaultCountry)
+	if !ok {
+		return Destination{}, ErrInvalidNumber
+	}
+	return d, nil
+}
+
+// describe classifies a parsed number; false means it is in no known
+// range (special ranges excepted).
+func describe(n *phonenumbers.PhoneNumber, defaultCountry string) (Destination, bool) {
 	cc := int(n.GetCountryCode())
+	nsn := phonenumbers.GetNationalSignificantNumber(n)
 	d := Destination{
 		CountryCode: cc,
 		Country:     phonenumbers.GetRegionCodeForNumber(n),
 		Type:        numberTypes[phonenumbers.GetNumberType(n)],
-		Special:     NotSpecial,
+		Special:     special(cc, nsn),
 	}
-	nsn := phonenumbers.GetNationalSignificantNumber(n)
-	d.Special = special(cc, nsn)
 	if d.Special == NotSpecial && (d.Country == "" || d.Type == Unknown) {
-		return Destination{}, ErrInvalidNumber
+		return Destination{}, false
 	}
 	if d.Country == "" {
 		d.Country = NonGeographic
@@ -169,7 +184,105 @@ func Classify(dialled, defaultCountry string) (Destination, error) {
 	d.E164 = "+" + strconv.Itoa(cc) + nsn
 	d.EU = eu[d.Country]
 	d.National = d.Country == defaultCountry
-	return d, nil
+	return d, true
+}
+
+// plan is the part of a region's dialling plan the fast path needs, kept
+// only when it is a fixed digit string: the international (IDD) prefix
+// and the national (trunk) prefix.
+type plan struct {
+	cc       int
+	idd, ndd string
+}
+
+var plans = sync.OnceValue(func() map[string]plan {
+	out := make(map[string]plan)
+	coll, err := phonenumbers.MetadataCollection()
+	if err != nil {
+		return out
+	}
+	for _, m := range coll.GetMetadata() {
+		p := plan{cc: int(m.GetCountryCode())}
+		if idd := m.GetInternationalPrefix(); allDigits(idd) {
+			p.idd = idd
+		}
+		ndd, forParsing := m.GetNationalPrefix(), m.GetNationalPrefixForParsing()
+		if allDigits(ndd) && (forParsing == "" || forParsing == ndd) && m.GetNationalPrefixTransformRule() == "" {
+			p.ndd = ndd
+		}
+		out[m.GetId()] = p
+	}
+	return out
+})
+
+// fastParse reads the common forms (+CC..., IDD CC..., national prefix
+// ...) without phonenumbers.Parse, whose general-purpose regular
+// expressions (extensions, punctuation, carrier codes) cost two thirds of
+// a classification; scan has already refused everything they look for.
+// Anything else, and any result describe does not accept, goes to Parse.
+// What is routed is what was classified either way: the E.164 string is
+// built from the same country code and national number that are typed.
+func fastParse(digits string, plus bool, region string) (*phonenumbers.PhoneNumber, bool) {
+	p, ok := plans()[region]
+	if !ok {
+		return nil, false
+	}
+	var cc int
+	var nsn string
+	switch {
+	case plus:
+		cc, nsn = splitCC(digits)
+	case p.idd != "" && strings.HasPrefix(digits, p.idd):
+		cc, nsn = splitCC(digits[len(p.idd):])
+	case p.ndd != "" && strings.HasPrefix(digits, p.ndd):
+		cc, nsn = p.cc, digits[len(p.ndd):]
+	default:
+		return nil, false
+	}
+	if cc == 0 || len(nsn) < 2 || len(nsn) > 17 {
+		return nil, false
+	}
+	v, err := strconv.ParseUint(nsn, 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	cc32 := int32(cc)
+	n := &phonenumbers.PhoneNumber{CountryCode: &cc32, NationalNumber: &v}
+	if nsn[0] == '0' { // as Parse does for Italian-style leading zeros
+		t, zeros := true, int32(1)
+		for int(zeros) < len(nsn)-1 && nsn[zeros] == '0' {
+			zeros++
+		}
+		n.ItalianLeadingZero = &t
+		if zeros != 1 {
+			n.NumberOfLeadingZeros = &zeros
+		}
+	}
+	return n, true
+}
+
+// splitCC splits a country calling code (1 to 3 digits; E.164 codes are
+// prefix-free, and none starts with 0) off digits.
+func splitCC(digits string) (int, string) {
+	if digits == "" || digits[0] == '0' {
+		return 0, ""
+	}
+	for l := 1; l <= 3 && l < len(digits); l++ {
+		cc, _ := strconv.Atoi(digits[:l])
+		if phonenumbers.GetRegionCodeForCountryCode(cc) != "ZZ" {
+			return cc, digits[l:]
+		}
+	}
+	return 0, ""
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // special classifies the non-geographic ranges by ITU-T E.164 allocation.

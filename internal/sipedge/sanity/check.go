@@ -40,45 +40,55 @@ type Options struct {
 	SupportedExtensions []string
 }
 
-// DefaultMethods is the default AllowedMethods.
-var DefaultMethods = []string{
+// defaultMethods is the default AllowedMethods; fill reads it in place so a
+// Check with empty AllowedMethods does not allocate.
+var defaultMethods = []string{
 	"INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "INFO", "UPDATE",
 	"MESSAGE", "NOTIFY", "SUBSCRIBE", "REFER", "PRACK", "PUBLISH",
 }
 
-// DefaultOptions returns limits that fit every real client we know while
-// refusing the oversized fields scanners and fuzzers send. 65535 matches the
-// largest UDP datagram and the config's upper bound for max_message_size.
+// Defaults. 65535 matches the largest UDP datagram and the config's upper
+// bound for max_message_size; the rest fit every real client we know while
+// refusing the oversized fields scanners and fuzzers send.
+const (
+	defaultMaxMessageSize = 65535
+	defaultMaxHeaderCount = 100
+	defaultMaxHeaderLen   = 4096
+	defaultMaxBodySize    = 32768
+	defaultMaxURILen      = 1024
+)
+
+// DefaultOptions returns the default limits and method set (a fresh slice
+// the caller may change).
 func DefaultOptions() Options {
 	return Options{
-		MaxMessageSize: 65535,
-		MaxHeaderCount: 100,
-		MaxHeaderLen:   4096,
-		MaxBodySize:    32768,
-		MaxURILen:      1024,
-		AllowedMethods: DefaultMethods,
+		MaxMessageSize: defaultMaxMessageSize,
+		MaxHeaderCount: defaultMaxHeaderCount,
+		MaxHeaderLen:   defaultMaxHeaderLen,
+		MaxBodySize:    defaultMaxBodySize,
+		MaxURILen:      defaultMaxURILen,
+		AllowedMethods: append([]string(nil), defaultMethods...),
 	}
 }
 
 func (o *Options) fill() {
-	d := DefaultOptions()
 	if o.MaxMessageSize <= 0 {
-		o.MaxMessageSize = d.MaxMessageSize
+		o.MaxMessageSize = defaultMaxMessageSize
 	}
 	if o.MaxHeaderCount <= 0 {
-		o.MaxHeaderCount = d.MaxHeaderCount
+		o.MaxHeaderCount = defaultMaxHeaderCount
 	}
 	if o.MaxHeaderLen <= 0 {
-		o.MaxHeaderLen = d.MaxHeaderLen
+		o.MaxHeaderLen = defaultMaxHeaderLen
 	}
 	if o.MaxBodySize <= 0 {
-		o.MaxBodySize = d.MaxBodySize
+		o.MaxBodySize = defaultMaxBodySize
 	}
 	if o.MaxURILen <= 0 {
-		o.MaxURILen = d.MaxURILen
+		o.MaxURILen = defaultMaxURILen
 	}
 	if len(o.AllowedMethods) == 0 {
-		o.AllowedMethods = d.AllowedMethods
+		o.AllowedMethods = defaultMethods
 	}
 }
 
@@ -386,16 +396,15 @@ func (c *checker) headers(i int) fault {
 		if count > c.o.MaxHeaderCount {
 			return fault{code: 513, reason: "Too Many Headers"}
 		}
+		// These are noted, not skipped: the field still counts, so a long
+		// From is reported as too long rather than as missing.
 		switch {
 		case k-start > c.o.MaxHeaderLen:
 			c.hdr.note(513, "Header Too Long")
-			continue
 		case ctl:
 			c.hdr.note(400, "Control Character In Header")
-			continue
 		case hi && !utf8.Valid(value):
 			c.hdr.note(400, "Invalid UTF-8 In Header")
-			continue
 		}
 		c.header(classify(name), value)
 	}

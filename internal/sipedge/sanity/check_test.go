@@ -152,7 +152,7 @@ func TestTortureValidExceptions(t *testing.T) {
 		return Check(raw, msg, o)
 	}
 	o := DefaultOptions()
-	o.AllowedMethods = append([]string{"RE%47IST%45R", "!interesting-Method0123456789_*+`.%indeed'~"}, DefaultMethods...)
+	o.AllowedMethods = append([]string{"RE%47IST%45R", "!interesting-Method0123456789_*+`.%indeed'~"}, defaultMethods...)
 
 	// longreq: its Vias carry RFC 2543 branches. With RFC 3261 ones it passes.
 	lr := read("longreq")

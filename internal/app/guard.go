@@ -1,0 +1,341 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/veilig/veilig/internal/accounts"
+	"github.com/veilig/veilig/internal/config"
+	"github.com/veilig/veilig/internal/events"
+	"github.com/veilig/veilig/internal/policy"
+	"github.com/veilig/veilig/internal/policy/ipban"
+	"github.com/veilig/veilig/internal/policy/lockout"
+	"github.com/veilig/veilig/internal/policy/scanner"
+	"github.com/veilig/veilig/internal/sipedge"
+	"github.com/veilig/veilig/internal/store"
+)
+
+// guard adapts the pure policy engine to the SIP edge: it asks the engine,
+// counts every refusal, turns refusals into (deduplicated) events and
+// applies the engine's actions (bans, locks, alerts) off the SIP path.
+type guard struct {
+	eng *policy.Engine
+	st  store.Store
+	ev  events.Emitter
+	dir *accounts.Directory
+	log *slog.Logger
+
+	actions   chan []policy.Action
+	decisions *prometheus.CounterVec
+
+	mu   sync.Mutex
+	seen map[string]time.Time // decision-event dedupe: stage|rule|source
+}
+
+func policyConfig(cfg *config.Config) (policy.Config, error) {
+	pc := policy.Default()
+	var err error
+	if pc.TrustedSources, err = config.Prefixes(cfg.Guard.TrustedSources); err != nil {
+		return pc, err
+	}
+	if pc.AllowSources, err = config.Prefixes(cfg.Guard.AllowSources); err != nil {
+		return pc, err
+	}
+	pc.Scanner.UserAgents = append(pc.Scanner.UserAgents, cfg.Guard.ScannerUserAgents...)
+	pc.Scanner.Ignore = append(pc.Scanner.Ignore, cfg.Guard.ScannerIgnore...)
+	return pc, pc.Validate()
+}
+
+func newGuard(cfg *config.Config, st store.Store, ev events.Emitter, dir *accounts.Directory, log *slog.Logger) (*guard, error) {
+	pc, err := policyConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := policy.New(pc, policy.Deps{AccountSources: dir.AllowFrom})
+	if err != nil {
+		return nil, err
+	}
+	return &guard{
+		eng: eng, st: st, ev: ev, dir: dir, log: log,
+		actions: make(chan []policy.Action, 4096),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veilig_guard_decisions_total",
+			Help: "Requests, connections and datagrams the guard did not simply allow, by stage, rule and verdict.",
+		}, []string{"stage", "rule", "verdict"}),
+		seen: make(map[string]time.Time),
+	}, nil
+}
+
+// refused counts a non-allow decision and emits its event, at most one
+// per stage, rule and source a minute so a flood is counted, not logged
+// packet by packet (the engine's own alerts say that a flood is on).
+func (g *guard) refused(d policy.Decision, src netip.Addr, account string, now time.Time) {
+	verdict := verdictName(d.Verdict)
+	g.decisions.WithLabelValues(d.Stage, d.Rule, verdict).Inc()
+	key := d.Stage + "|" + d.Rule + "|" + src.String()
+	g.mu.Lock()
+	last, ok := g.seen[key]
+	if ok && now.Sub(last) < time.Minute {
+		g.mu.Unlock()
+		return
+	}
+	if len(g.seen) > 100_000 {
+		clear(g.seen)
+	}
+	g.seen[key] = now
+	g.mu.Unlock()
+	e := events.New("guard."+d.Stage, events.Warning, netip.AddrPortFrom(src, 0), account, d.Reason,
+		"stage", d.Stage, "rule", d.Rule, "verdict", verdict)
+	e.Source = src.String()
+	g.ev.Emit(e)
+}
+
+func verdictName(v policy.Verdict) string {
+	switch v {
+	case policy.Allow:
+		return "allow"
+	case policy.Reject:
+		return "reject"
+	case policy.Challenge:
+		return "challenge"
+	}
+	return "drop"
+}
+
+// Admit implements sipedge.Guard.
+func (g *guard) Admit(addr netip.Addr, transport string, newConn bool) bool {
+	now := time.Now()
+	if d := g.eng.CheckSource(addr, now); d.Verdict != policy.Allow {
+		g.refused(d, addr, "", now)
+		return false
+	}
+	if newConn {
+		if !g.eng.AllowHandshake(addr, now) {
+			g.refused(policy.Decision{Verdict: policy.Drop, Stage: "ratelimit", Rule: "handshakes", Reason: "too many TLS handshakes"}, addr, "", now)
+			return false
+		}
+		if !g.eng.ConnOpened(addr, now) {
+			g.refused(policy.Decision{Verdict: policy.Drop, Stage: "ratelimit", Rule: "connections", Reason: "too many concurrent connections"}, addr, "", now)
+			return false
+		}
+		return true
+	}
+	if !g.eng.AllowMessage(addr, now) {
+		g.decisions.WithLabelValues("ratelimit", "messages", "drop").Inc()
+		return false
+	}
+	return true
+}
+
+// Release implements sipedge.Guard.
+func (g *guard) Release(addr netip.Addr) { g.eng.ConnClosed(addr) }
+
+// Banned implements sipedge.Guard.
+func (g *guard) Banned(addr netip.Addr) bool {
+	_, ok := g.eng.IPBan().Banned(addr, time.Now())
+	return ok
+}
+
+// Request implements sipedge.Guard.
+func (g *guard) Request(r *sipedge.Request, now time.Time) sipedge.Verdict {
+	src := r.Peer().Addr()
+	if to := r.To(); to == nil || !to.Params.Has("tag") {
+		known := g.eng.AuthenticatedBefore(src, now)
+		if r.Method != sip.CANCEL && !g.eng.AllowTransaction(src, now, known) {
+			g.decisions.WithLabelValues("ratelimit", "transactions", "drop").Inc()
+			return sipedge.Verdict{Drop: true}
+		}
+	}
+	d, acts := g.eng.Scan(scanMessage(r), src, now)
+	g.apply(acts)
+	if d.Verdict != policy.Allow {
+		g.refused(d, src, "", now)
+		return sipedge.Verdict{Drop: d.Verdict == policy.Drop, Code: d.Code, Reason: d.Reason}
+	}
+	return sipedge.Verdict{}
+}
+
+func scanMessage(r *sipedge.Request) scanner.Message {
+	m := scanner.Message{Method: string(r.Method), RequestURIUser: r.Recipient.User, RequestURIHost: r.Recipient.Host}
+	if h := r.GetHeader("User-Agent"); h != nil {
+		m.UserAgent = h.Value()
+	}
+	if f := r.From(); f != nil {
+		m.FromName, m.FromUser, m.FromHost = f.DisplayName, f.Address.User, f.Address.Host
+		m.FromTag, _ = f.Params.Get("tag")
+	}
+	if t := r.To(); t != nil {
+		m.ToUser, m.ToHost = t.Address.User, t.Address.Host
+	}
+	if c := r.CallID(); c != nil {
+		m.CallID = string(*c)
+	}
+	if c := r.GetHeader("Contact"); c != nil {
+		m.Contact = c.Value()
+	}
+	if v := r.Via(); v != nil {
+		m.ViaHost = v.Host
+	}
+	return m
+}
+
+// Gate is the lockout and per-extension allowlist check the auth stage
+// runs once it knows the claimed account.
+func (g *guard) Gate(peer netip.AddrPort, user string) (bool, string) {
+	now := time.Now()
+	src := peer.Addr()
+	if d := g.eng.CheckAccount(user, src, now); d.Verdict != policy.Allow {
+		g.refused(d, src, user, now)
+		// An attempt on a locked account is still a failure: it counts
+		// towards the source's ban and the lock's escalation.
+		g.apply(g.eng.Observe(policy.AuthFailure{Source: src, Account: user, Reason: "account locked"}, now))
+		return false, d.Reason
+	}
+	d, acts := g.eng.Gate(user, g.dir.AllowFrom(user), src, now)
+	g.apply(acts)
+	if d.Verdict != policy.Allow {
+		g.refused(d, src, user, now)
+		return false, d.Reason
+	}
+	return true, ""
+}
+
+// Observe feeds digest outcomes to the engine.
+func (g *guard) Observe(peer netip.AddrPort, user string, ok bool, reason string) {
+	now := time.Now()
+	var o policy.Observation
+	if ok {
+		o = policy.AuthSuccess{Source: peer.Addr(), Account: user}
+	} else {
+		o = policy.AuthFailure{Source: peer.Addr(), Account: user, Reason: reason}
+	}
+	g.apply(g.eng.Observe(o, now))
+}
+
+func (g *guard) apply(acts []policy.Action) {
+	if len(acts) == 0 {
+		return
+	}
+	select {
+	case g.actions <- acts:
+	default:
+		g.log.Error("guard action queue full; bans and alerts are applied in memory but not persisted", "actions", len(acts))
+	}
+}
+
+// Run persists actions, raises their events, collects the engine's
+// deferred alerts and picks up bans and unlocks made by other processes
+// (the CLI), until ctx ends.
+func (g *guard) Run(ctx context.Context) error {
+	if err := g.load(ctx); err != nil {
+		return err
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var version int64
+	if v, err := g.st.GuardVersion(ctx); err == nil {
+		version = v
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			for {
+				select {
+				case acts := <-g.actions:
+					g.persist(context.WithoutCancel(ctx), acts)
+				default:
+					return nil
+				}
+			}
+		case acts := <-g.actions:
+			g.persist(ctx, acts)
+		case now := <-tick.C:
+			g.persist(ctx, g.eng.Drain())
+			v, err := g.st.GuardVersion(ctx)
+			if err != nil || v == version {
+				continue
+			}
+			version = v
+			g.sync(ctx, now)
+			if v2, err := g.st.GuardVersion(ctx); err == nil {
+				version = v2
+			}
+		}
+	}
+}
+
+func (g *guard) persist(ctx context.Context, acts []policy.Action) {
+	now := time.Now()
+	for _, a := range acts {
+		switch a := a.(type) {
+		case policy.BanSource:
+			b, ok := g.eng.IPBan().Banned(a.Addr, now)
+			if !ok {
+				b = ipban.Ban{Addr: a.Addr, Rule: a.Rule, Reason: a.Reason, Cause: a.Cause, Start: now, End: a.Until}
+			}
+			if err := g.st.SaveBan(ctx, store.Ban{Addr: b.Addr, Rule: b.Rule, Reason: b.Reason, Cause: b.Cause, Start: b.Start, End: b.End, Level: b.Level}); err != nil {
+				g.log.Error("persist ban", "addr", a.Addr, "err", err)
+			}
+		case policy.LockAccount:
+			if err := g.st.SaveLock(ctx, store.Lock{Account: a.Account, Until: a.Until, Level: a.Level, Reason: a.Reason}); err != nil {
+				g.log.Error("persist lock", "account", a.Account, "err", err)
+			}
+		case policy.Alert:
+			e := events.Event{Type: a.Type, Severity: events.Alert, Source: a.Source, Account: a.Account, Message: a.Message, Fields: a.Fields}
+			g.ev.Emit(e)
+		}
+	}
+}
+
+// load restores persisted bans and locks at start.
+func (g *guard) load(ctx context.Context) error {
+	g.sync(ctx, time.Now())
+	return nil
+}
+
+// sync makes the engine's bans and locks match the store: entries made or
+// lifted by the CLI take effect here. A ban the engine made moments ago
+// may not be in the store yet, so only older ones are lifted.
+func (g *guard) sync(ctx context.Context, now time.Time) {
+	bans, err := g.st.ListBans(ctx, now)
+	if err != nil {
+		g.log.Error("load bans", "err", err)
+		return
+	}
+	inStore := make(map[netip.Addr]bool, len(bans))
+	restore := make([]ipban.Ban, 0, len(bans))
+	for _, b := range bans {
+		inStore[b.Addr] = true
+		restore = append(restore, ipban.Ban{Addr: b.Addr, Rule: b.Rule, Reason: b.Reason, Cause: b.Cause, Start: b.Start, End: b.End, Level: b.Level})
+	}
+	for _, b := range g.eng.IPBan().Bans(now) {
+		if !inStore[b.Addr] && now.Sub(b.Start) > 5*time.Second {
+			g.eng.Unban(b.Addr, now)
+		}
+	}
+	g.eng.IPBan().Restore(restore)
+
+	locks, err := g.st.ListLocks(ctx, now)
+	if err != nil {
+		g.log.Error("load locks", "err", err)
+		return
+	}
+	lockedInStore := make(map[string]bool, len(locks))
+	rl := make([]lockout.Lock, 0, len(locks))
+	for _, l := range locks {
+		lockedInStore[l.Account] = true
+		rl = append(rl, lockout.Lock{Account: l.Account, Until: l.Until, Level: l.Level, Reason: l.Reason})
+	}
+	for _, l := range g.eng.Lockout().Locks(now) {
+		if !lockedInStore[l.Account] && now.Sub(l.Since) > 5*time.Second {
+			g.eng.Unlock(l.Account, now)
+		}
+	}
+	g.eng.Lockout().Restore(rl)
+}

@@ -1,0 +1,173 @@
+package sipedge
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// stages is the guard chain, outermost first: the one place that says in
+// which order every request is checked. Each stage either passes the
+// request on, answers it (statelessly: no transaction exists yet), or drops
+// it silently. Nothing before the transaction stage keeps state for a
+// request, so a banned, flooding or scanning source costs a lookup and
+// nothing more. After the chain comes Options.Handler, which the app builds
+// from the lockout gate and digest auth (AuthGate) and the method routes.
+//
+// Connections and datagrams meet the same policy earlier still: a banned
+// or over-budget source is refused before a TLS handshake or before a
+// datagram is parsed (Guard.Admit in listen.go).
+func (e *Edge) stages() []Middleware {
+	return []Middleware{
+		e.recoverStage,     // a panic in one request is counted, never fatal
+		e.sanityStage,      // malformed: 400, or dropped when unanswerable
+		e.guardStage,       // bans, allowlists, rate limits, scanners
+		e.transactionStage, // retransmissions, ACK, CANCEL; a transaction for the rest
+	}
+}
+
+// Verdict is what the guard decides about one request.
+type Verdict struct {
+	Drop   bool   // say nothing
+	Code   int    // else, when non-zero, answer with this
+	Reason string // reason phrase for Code
+}
+
+// Guard is the edge-defence policy as the edge sees it; the app adapts
+// internal/policy to it. Every method must be cheap and never block.
+type Guard interface {
+	// Admit is asked before anything is read from a new connection
+	// (newConn) or before each message is handled; false drops it.
+	Admit(addr netip.Addr, transport string, newConn bool) bool
+	// Release tells that a connection Admit accepted has closed.
+	Release(addr netip.Addr)
+	// Banned reports a source under a ban (its connections are closed).
+	Banned(addr netip.Addr) bool
+	// Request decides about a request before any transaction is made:
+	// new-transaction budgets and scanner fingerprints.
+	Request(r *Request, now time.Time) Verdict
+}
+
+func (e *Edge) recoverStage(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, r *Request) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				e.metrics.panics.Add(1)
+				e.log.Error("panic while handling request", "method", string(r.Method), "peer", r.Peer().String(), "panic", p, "stack", stack())
+				err = nil
+			}
+		}()
+		return next.ServeSIP(ctx, r)
+	})
+}
+
+func (e *Edge) sanityStage(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, r *Request) error {
+		reason := basicSanity(r.Request)
+		code, drop := 400, false
+		if reason == "" && e.opts.Sanity != nil {
+			code, reason, drop = e.opts.Sanity(r.Raw, r.Request)
+		}
+		if reason == "" {
+			return next.ServeSIP(ctx, r)
+		}
+		e.metrics.malformed.Add(1)
+		if drop || r.Method == sip.ACK {
+			return nil
+		}
+		e.answerBad(r, code, reason)
+		return nil
+	})
+}
+
+// answerBad answers a refused request statelessly when it carries enough
+// to route a response (the Via is only echoed, never used to send).
+func (e *Edge) answerBad(r *Request, code int, reason string) {
+	req := r.Request
+	if req.Via() == nil || req.CallID() == nil || req.CSeq() == nil || req.From() == nil || req.To() == nil {
+		return
+	}
+	e.stateless(r.Conn, req, code, reason)
+}
+
+func (e *Edge) guardStage(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, r *Request) error {
+		if e.opts.Guard == nil || r.Method == sip.ACK {
+			return next.ServeSIP(ctx, r)
+		}
+		v := e.opts.Guard.Request(r, r.Received)
+		switch {
+		case v.Drop:
+			e.metrics.dropped.Add(1)
+			return nil
+		case v.Code != 0:
+			e.metrics.rejected.Add(1)
+			e.answerBad(r, v.Code, v.Reason)
+			return nil
+		}
+		return next.ServeSIP(ctx, r)
+	})
+}
+
+// transactionStage matches a request to its transaction (RFC 3261 17.2.3):
+// a retransmission is answered with the last response, an ACK or CANCEL
+// reaches its INVITE, and anything new gets a transaction and goes on.
+func (e *Edge) transactionStage(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, r *Request) error {
+		req, c := r.Request, r.Conn
+		switch req.Method {
+		case sip.ACK:
+			e.ack(req, c)
+			return nil
+		case sip.CANCEL:
+			tx, _ := e.txs.serverTx(serverKey(req, "INVITE"), nil)
+			if tx == nil || tx.conn.Peer().Addr() != c.Peer().Addr() {
+				e.stateless(c, req, 481, "Call/Transaction Does Not Exist")
+				return nil
+			}
+			e.stateless(c, req, 200, "OK")
+			tx.cancel()
+			return nil
+		}
+		key := serverKey(req, string(req.Method))
+		tx, created := e.txs.serverTx(key, func() *ServerTx {
+			tx := &ServerTx{key: key, edge: e, conn: c, req: req, invite: req.Method == sip.INVITE}
+			tx.expires = r.Received.Add(5 * time.Minute)
+			if tx.invite {
+				tx.ackKey = ackKey(req)
+			}
+			return tx
+		})
+		if !created {
+			if tx.conn.Peer().Addr() == c.Peer().Addr() {
+				tx.retransmitted()
+			}
+			return nil
+		}
+		r.Tx = tx
+		return next.ServeSIP(ctx, r)
+	})
+}
+
+// ack delivers an ACK: it ends a failed INVITE's transaction, or confirms
+// a 2xx (which the call layer hears through OnAck).
+func (e *Edge) ack(req *sip.Request, c Conn) {
+	if tx, _ := e.txs.serverTx(serverKey(req, "INVITE"), nil); tx != nil && tx.conn.Peer().Addr() == c.Peer().Addr() {
+		tx.mu.Lock()
+		st := tx.state
+		tx.mu.Unlock()
+		if st == stCompleted || st == stConfirmed {
+			tx.ackNon2xx()
+			return
+		}
+	}
+	if tx := e.txs.takeAck(ackKey(req)); tx != nil {
+		if tx.conn.Peer().Addr() != c.Peer().Addr() {
+			e.txs.awaitAck(tx.ackKey, tx)
+			return
+		}
+		tx.ack2xx(req)
+	}
+}

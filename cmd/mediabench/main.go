@@ -1,0 +1,311 @@
+// Command mediabench is Veilig's media load tool. It sets up N SRTP-to-SRTP
+// bridged calls through a relay and streams 20 ms G.711-sized SRTP packets
+// both ways on every leg, measuring loss, one-way latency through the relay
+// (p50/p99) and the relay's CPU. It drives Veilig's relay (in a separate
+// process, via a small control protocol) and rtpengine (via ng) the same
+// way: leg A offers AES_CM_128_HMAC_SHA1_80, leg B answers with the
+// relay-generated AES_CM_128_HMAC_SHA1_32 line, so both relays must decrypt
+// and re-encrypt every packet.
+//
+// Usage:
+//
+//	mediabench bench [-targets veilig,rtpengine] [-calls 250,500,...] [-seconds 10]
+//	mediabench relay -listen-ctl 127.0.0.1:22223   (started by bench)
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: mediabench bench|relay [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "relay":
+		err = relayMain(os.Args[2:])
+	case "bench":
+		err = benchMain(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mediabench:", err)
+		os.Exit(1)
+	}
+}
+
+type veiligTarget struct {
+	c  net.Conn
+	rd *bufio.Reader
+}
+
+func (v *veiligTarget) do(q ctlReq) (ctlResp, error) {
+	b, _ := json.Marshal(q)
+	if _, err := v.c.Write(append(b, '\n')); err != nil {
+		return ctlResp{}, err
+	}
+	line, err := v.rd.ReadBytes('\n')
+	if err != nil {
+		return ctlResp{}, err
+	}
+	var r ctlResp
+	if err := json.Unmarshal(line, &r); err != nil {
+		return r, err
+	}
+	if !r.OK {
+		return r, errors.New(r.Err)
+	}
+	return r, nil
+}
+
+func (v *veiligTarget) offer(call, sdp string) (string, error) {
+	r, err := v.do(ctlReq{Op: "offer", Call: call, SDP: sdp})
+	return r.SDP, err
+}
+
+func (v *veiligTarget) answer(call, sdp string) (string, error) {
+	r, err := v.do(ctlReq{Op: "answer", Call: call, SDP: sdp})
+	return r.SDP, err
+}
+
+func (v *veiligTarget) del(call string) error {
+	_, err := v.do(ctlReq{Op: "delete", Call: call})
+	return err
+}
+
+type rtpeTarget struct{ ng *ngClient }
+
+var noSuites = []string{"no-AEAD_AES_256_GCM", "no-AEAD_AES_128_GCM", "no-AES_256_CM_HMAC_SHA1_80",
+	"no-AES_256_CM_HMAC_SHA1_32", "no-AES_192_CM_HMAC_SHA1_80", "no-AES_192_CM_HMAC_SHA1_32",
+	"no-F8_128_HMAC_SHA1_80", "no-F8_128_HMAC_SHA1_32", "no-NULL_HMAC_SHA1_80", "no-NULL_HMAC_SHA1_32"}
+
+func (r *rtpeTarget) offer(call, sdp string) (string, error) {
+	m, err := r.ng.cmd(map[string]any{"command": "offer", "call-id": call, "from-tag": "A-" + call, "sdp": sdp,
+		"transport-protocol": "RTP/SAVP", "ICE": "remove", "DTLS": "off",
+		"replace": []string{"origin", "session-connection"}, "rtcp-mux": []string{"demux"}, "SDES": noSuites})
+	if err != nil {
+		return "", err
+	}
+	s, _ := m["sdp"].(string)
+	return s, nil
+}
+
+func (r *rtpeTarget) answer(call, sdp string) (string, error) {
+	m, err := r.ng.cmd(map[string]any{"command": "answer", "call-id": call, "from-tag": "A-" + call, "to-tag": "B-" + call,
+		"sdp": sdp, "ICE": "remove", "DTLS": "off", "replace": []string{"origin", "session-connection"},
+		"rtcp-mux": []string{"demux"}})
+	if err != nil {
+		return "", err
+	}
+	s, _ := m["sdp"].(string)
+	return s, nil
+}
+
+func (r *rtpeTarget) del(call string) error {
+	_, err := r.ng.cmd(map[string]any{"command": "delete", "call-id": call, "delete delay": 0})
+	return err
+}
+
+// procCPU returns utime+stime of pid (0: this process) in seconds.
+func procCPU(pid int) float64 {
+	p := "self"
+	if pid > 0 {
+		p = strconv.Itoa(pid)
+	}
+	b, err := os.ReadFile("/proc/" + p + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (u + st) / 100 // USER_HZ is 100 on Linux
+}
+
+func procRSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func benchMain(args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	targets := fs.String("targets", "veilig,rtpengine", "relays to measure")
+	callsF := fs.String("calls", "250,500,1000,1500,2000,2500", "call counts to try, ascending")
+	seconds := fs.Int("seconds", 10, "streaming time per step")
+	relayCore := fs.String("relay-core", "0", "CPU the relay is pinned to")
+	loadCore := fs.String("load-core", "1", "CPU this load tool is pinned to")
+	rtpeThreads := fs.Int("rtpengine-threads", 1, "rtpengine --num-threads")
+	keepGoing := fs.Bool("keep-going", false, "continue past the first failing step")
+	_ = fs.Parse(args)
+
+	if os.Getenv("MEDIABENCH_PINNED") == "" {
+		// Re-exec pinned to the load core: a Go process cannot pin all
+		// of its threads after they exist.
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command("taskset", append([]string{"-c", *loadCore, self, "bench"}, args...)...)
+		cmd.Env = append(os.Environ(), "MEDIABENCH_PINNED=1")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		return cmd.Run()
+	}
+	var calls []int
+	for _, s := range strings.Split(*callsF, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("-calls: %w", err)
+		}
+		calls = append(calls, n)
+	}
+	fmt.Printf("host: %d CPUs online, relay pinned to CPU %s, load tool to CPU %s, %d s per step\n",
+		numCPU(), *relayCore, *loadCore, *seconds)
+	fmt.Println("| relay | calls | pkts/s in | loss % | p50 ms | p99 ms | relay CPU % | RSS MB | load CPU % | verified | pass |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
+	best := map[string]int{}
+	for _, name := range strings.Split(*targets, ",") {
+		t, pid, stop, err := startTarget(name, *relayCore, *rtpeThreads)
+		if err != nil {
+			return err
+		}
+		for _, n := range calls {
+			r, err := runStep(t, n, time.Duration(*seconds)*time.Second, pid, name)
+			if err != nil {
+				stop()
+				return fmt.Errorf("%s N=%d: %w", name, n, err)
+			}
+			pass := r.Loss() < 0.001 && r.P99 < 5*time.Millisecond && r.VerifyBad == 0 && r.VerifyOK > 0
+			fmt.Printf("| %s | %d | %.0f | %.3f | %.2f | %.2f | %.1f | %.1f | %.1f | %d/%d | %v |\n",
+				name, n, float64(r.Sent)/float64(*seconds), 100*r.Loss(), ms(r.P50), ms(r.P99),
+				100*r.RelayCPU, float64(r.RelayRSSKB)/1024, 100*r.LoadCPU, r.VerifyOK, r.VerifyOK+r.VerifyBad, pass)
+			if r.LateTicks > 0 || r.SendErrs > 0 {
+				fmt.Printf("|   | note: load tool late ticks=%d send errors=%d |\n", r.LateTicks, r.SendErrs)
+			}
+			if pass {
+				best[name] = n
+			} else if !*keepGoing {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		stop()
+	}
+	fmt.Println()
+	for k, v := range best {
+		fmt.Printf("max calls passing (<0.1%% loss, p99 < 5 ms): %s = %d\n", k, v)
+	}
+	if best["rtpengine"] > 0 && best["veilig"] > 0 {
+		fmt.Printf("ratio veilig/rtpengine = %.2f (lower bound: limited by the largest step tried)\n",
+			float64(best["veilig"])/float64(best["rtpengine"]))
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func numCPU() int {
+	b, _ := os.ReadFile("/sys/devices/system/cpu/online")
+	s := strings.TrimSpace(string(b))
+	if lo, hi, ok := strings.Cut(s, "-"); ok {
+		a, _ := strconv.Atoi(lo)
+		z, _ := strconv.Atoi(hi)
+		return z - a + 1
+	}
+	return 1
+}
+
+// startTarget starts the relay process pinned to core and returns a driver,
+// its PID and a stop function that ends exactly that process.
+func startTarget(name, core string, rtpeThreads int) (target, int, func(), error) {
+	var cmd *exec.Cmd
+	switch name {
+	case "veilig":
+		self, err := os.Executable()
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		cmd = exec.Command("taskset", "-c", core, self, "relay", "-listen-ctl", "127.0.0.1:22223")
+	case "rtpengine":
+		cmd = exec.Command("taskset", "-c", core, "rtpengine", "--config-file=none", "--table=-1",
+			"--interface=127.0.0.1", "--listen-ng=127.0.0.1:22222", "--port-min=22000", "--port-max=31999",
+			"--delete-delay=0", "--foreground", "--log-stderr", "--log-level=3",
+			"--num-threads="+strconv.Itoa(rtpeThreads), "--timeout=600")
+	default:
+		return nil, 0, nil, fmt.Errorf("unknown target %q", name)
+	}
+	logf, err := os.Create(fmt.Sprintf("/tmp/mediabench-%s.log", name))
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, 0, nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+	}
+	// taskset execs the relay in place, so the PID is the relay's.
+	pid := cmd.Process.Pid
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		switch name {
+		case "veilig":
+			c, err := net.Dial("tcp", "127.0.0.1:22223")
+			if err != nil {
+				continue
+			}
+			v := &veiligTarget{c: c, rd: bufio.NewReader(c)}
+			if _, err := v.do(ctlReq{Op: "ping"}); err == nil {
+				return v, pid, func() { c.Close(); stop() }, nil
+			}
+			c.Close()
+		case "rtpengine":
+			ng, err := dialNG("127.0.0.1:22222")
+			if err != nil {
+				continue
+			}
+			if _, err := ng.cmd(map[string]any{"command": "ping"}); err == nil {
+				return &rtpeTarget{ng: ng}, pid, stop, nil
+			}
+		}
+	}
+	stop()
+	return nil, 0, nil, fmt.Errorf("%s did not become ready (see /tmp/mediabench-%s.log)", name, name)
+}

@@ -58,7 +58,7 @@ func TestLateOfferSRTPCall(t *testing.T) {
 	res := c.waitAnswer(5 * time.Second)
 	requireStatus(t, "caller's INVITE", res, 200)
 	requireSRTPBody(t, "200 OK relayed to the caller", res.body)
-	c.ack(srtpAnswer(a.ip, "sendrecv"))
+	c.ack(answerTo(res.body, a.ip, "sendrecv"))
 	ack := b.waitRequest(5*time.Second, "ACK")
 	requireSRTPBody(t, "ACK Veilig sent to the callee (late-offer answer)", ack.body)
 
@@ -128,7 +128,7 @@ func TestReinviteHoldAndPlainRefused(t *testing.T) {
 	srv, a, b := setupCall(t, "127.0.0.37", "127.0.0.38")
 	c := a.invite("1002", srtpOffer(a.ip, "sendrecv"))
 	in := b.acceptInvite(5 * time.Second)
-	in.reply(200, "OK", srtpAnswer(b.ip, "sendrecv"))
+	in.reply(200, "OK", answerTo(in.invite.body, b.ip, "sendrecv"))
 	requireStatus(t, "caller's INVITE", c.waitAnswer(5*time.Second), 200)
 	c.ack("")
 	b.waitRequest(5*time.Second, "ACK")
@@ -144,7 +144,7 @@ func TestReinviteHoldAndPlainRefused(t *testing.T) {
 		t.Errorf("hold re-INVITE lost a=sendonly:\n%s", re.body)
 	}
 	requireSRTPBody(t, "hold re-INVITE at the callee", re.body)
-	b.respond(re, 200, "OK", "", srtpAnswer(b.ip, "recvonly"))
+	b.respond(re, 200, "OK", "", answerTo(re.body, b.ip, "recvonly"))
 	res := c.waitAnswer(5 * time.Second)
 	requireStatus(t, "hold re-INVITE", res, 200)
 	if !strings.Contains(res.body, "a=recvonly") {

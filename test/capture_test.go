@@ -100,6 +100,7 @@ type rtpFlow struct {
 	entropy    float64 // bits per byte over all payload bytes
 	toneHz     int     // strongest frequency when payloads are decoded as mu-law
 	toneShare  float64 // its share of the signal energy (1 = pure tone)
+	payloads   map[string]bool
 }
 
 func (f rtpFlow) String() string {
@@ -152,6 +153,7 @@ func summariseFlow(key string, pays [][]byte) rtpFlow {
 		all = append(all, p...)
 	}
 	f.distinct = len(distinct)
+	f.payloads = distinct
 	f.entropy = byteEntropy(all)
 	// Decode 50 packets from the middle of the call as mu-law.
 	from := min(100, len(pays)/3)

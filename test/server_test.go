@@ -22,6 +22,7 @@ type serverOptions struct {
 	UDP              bool   // enable sip.udp_listen
 	TCP              bool   // enable sip.tcp_listen
 	InsecureMD5First bool   // auth.insecure_md5_first (sipp 3.6.1 needs it)
+	Extra            string // more YAML appended to the config
 }
 
 // server is one running `veilig serve` with its own config and data dir.
@@ -101,7 +102,7 @@ log:
   format: text
 events:
   log_file: %q
-`, s.dataDir, opts.Domain, s.tlsAddr, s.udpAddr, s.tcpAddr, opts.InsecureMD5First, s.eventsPath)
+`, s.dataDir, opts.Domain, s.tlsAddr, s.udpAddr, s.tcpAddr, opts.InsecureMD5First, s.eventsPath) + opts.Extra
 	if err := os.WriteFile(s.configPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -54,9 +54,57 @@ func srtpOffer(ip, dir string) string {
 		"2 AES_CM_128_HMAC_SHA1_32 inline:"+sdesKey(30))
 }
 
-// srtpAnswer chooses exactly one suite, as an answer must.
-func srtpAnswer(ip, dir string) string {
-	return sdpBody(ip, 40002, "RTP/SAVP", dir, "1 AES_CM_128_HMAC_SHA1_80 inline:"+sdesKey(30))
+// sdesKeyLen is the inline key+salt length of each SDES suite.
+var sdesKeyLen = map[string]int{
+	"AES_CM_128_HMAC_SHA1_80": 30, "AES_CM_128_HMAC_SHA1_32": 30,
+	"AES_256_CM_HMAC_SHA1_80": 46, "AES_256_CM_HMAC_SHA1_32": 46,
+	"AEAD_AES_128_GCM": 28, "AEAD_AES_256_GCM": 44,
+}
+
+// answerTo builds an SRTP answer to the offer this device received: the
+// offer's profile, its first codec, and its first a=crypto line's tag and
+// suite with a fresh key (Veilig may rewrite offers, so a fixed answer
+// would not match).
+func answerTo(offer, ip, dir string) string {
+	proto, pt, tag, suite, rtpmap := "RTP/SAVP", "0", "1", "AES_CM_128_HMAC_SHA1_80", ""
+	gotCrypto := false
+	lines := strings.Split(offer, "\n")
+	for _, line := range lines {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "m=audio "):
+			if f := strings.Fields(line); len(f) >= 4 {
+				proto, pt = f[2], f[3]
+			}
+		case strings.HasPrefix(line, "a=crypto:") && !gotCrypto:
+			if f := strings.Fields(strings.TrimPrefix(line, "a=crypto:")); len(f) >= 2 {
+				tag, suite, gotCrypto = f[0], f[1], true
+			}
+		}
+	}
+	for _, line := range lines {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "a=rtpmap:"+pt+" ") {
+			rtpmap = line
+		}
+	}
+	if rtpmap == "" && pt == "0" {
+		rtpmap = "a=rtpmap:0 PCMU/8000"
+	}
+	n := sdesKeyLen[suite]
+	if n == 0 {
+		n = 30
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "v=0\r\no=- %d 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n", time.Now().UnixNano()%1e9, ip, ip)
+	fmt.Fprintf(&b, "m=audio 40002 %s %s\r\n", proto, pt)
+	if rtpmap != "" {
+		b.WriteString(rtpmap + "\r\n")
+	}
+	if dir != "" {
+		fmt.Fprintf(&b, "a=%s\r\n", dir)
+	}
+	fmt.Fprintf(&b, "a=crypto:%s %s inline:%s\r\n", tag, suite, sdesKey(n))
+	return b.String()
 }
 
 // plainRTP is an RTP/AVP body without keys.

@@ -25,6 +25,7 @@ import (
 	"github.com/veilig/veilig/internal/config"
 	"github.com/veilig/veilig/internal/datakey"
 	"github.com/veilig/veilig/internal/events"
+	"github.com/veilig/veilig/internal/media"
 	"github.com/veilig/veilig/internal/registrar"
 	"github.com/veilig/veilig/internal/sipedge"
 	"github.com/veilig/veilig/internal/sipedge/sanity"
@@ -123,6 +124,14 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	sanityOpts.MaxMessageSize = cfg.SIP.MaxMessageSize
 
 	var calls *call.Manager
+	relay, err := newRelay(cfg, func(ev media.Event) {
+		if calls != nil {
+			calls.OnMediaEvent(ev)
+		}
+	}, log.With("component", "media"))
+	if err != nil {
+		return err
+	}
 	mux := sipedge.NewMux()
 	mux.Handle(sip.REGISTER, reg)
 	mux.Fallback(sipedge.HandlerFunc(func(ctx context.Context, r *sipedge.Request) error { return calls.ServeSIP(ctx, r) }))
@@ -153,6 +162,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	calls = call.New(call.Options{
 		Edge: edge, Directory: dir, Locator: reg, Events: bus, Logger: log.With("component", "call"),
 		Domain: cfg.SIP.Domain, InsecureSDESOverPlain: cfg.SIP.InsecureSDESOverPlainTransport,
+		Relay: relay,
 	})
 
 	printBanner(out, cfg, tm, edge, restored)
@@ -184,6 +194,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 			log.Error("guard stopped", "err", err)
 		}
 	}()
+	run("media", relay.Run)
 	run("sip", edge.Serve)
 	run("control", func(ctx context.Context) error { return serveControl(ctx, cfg.ControlSocketPath(), grd, log) })
 	run("accounts", func(ctx context.Context) error { dir.Watch(ctx, 250*time.Millisecond); return nil })

@@ -8,6 +8,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/veilig/veilig/internal/events"
+	"github.com/veilig/veilig/internal/media"
 	"github.com/veilig/veilig/internal/sipedge"
 )
 
@@ -45,6 +46,13 @@ type Call struct {
 	lateOffer bool
 	bInvCSeq  uint32 // CSeq of the winning INVITE on the B leg
 
+	// sess is the call's media relay session (nil without a relay);
+	// lastAnswerIn/Out remember the answer applied in this offer/answer
+	// round, answeredMedia that the 2xx answer is in.
+	sess                        *media.Session
+	lastAnswerIn, lastAnswerOut []byte
+	answeredMedia               bool
+
 	caller, callee string
 	source         netip.AddrPort
 	started        time.Time
@@ -52,10 +60,10 @@ type Call struct {
 	ring, maxLife  *time.Timer
 }
 
-func (m *Manager) newCall(r *sipedge.Request, offer Media) *Call {
+func (m *Manager) newCall(r *sipedge.Request, offer Media, sess *media.Session) *Call {
 	req := r.Request
 	c := &Call{
-		m: m, id: string(*req.CallID()), inviteTx: r.Tx, invite: req,
+		m: m, id: string(*req.CallID()), inviteTx: r.Tx, invite: req, sess: sess,
 		lateOffer: len(req.Body()) == 0,
 		caller:    r.Account, callee: req.Recipient.User,
 		source: r.Peer(), started: r.Received,
@@ -82,6 +90,7 @@ func (m *Manager) newCall(r *sipedge.Request, offer Media) *Call {
 	c.a = a
 	m.mu.Lock()
 	m.calls[c] = struct{}{}
+	m.byID[c.id] = c
 	m.mu.Unlock()
 	m.addDialog(a)
 	return c
@@ -105,7 +114,7 @@ func (c *Call) other(l *leg) *leg {
 func (c *Call) ua() string { return c.m.o.Edge.UserAgent() }
 
 // start sends the INVITE to every reachable device of the callee.
-func (c *Call) start(targets []target2) {
+func (c *Call) start(targets []target2, body []byte) {
 	c.mu.Lock()
 	domain := c.m.o.Domain
 	name := c.m.o.Directory.Name(c.caller)
@@ -125,7 +134,7 @@ func (c *Call) start(targets []target2) {
 		}
 		req := l.newRequest(sip.INVITE, c.ua())
 		req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"))
-		if body := c.invite.Body(); len(body) > 0 {
+		if len(body) > 0 {
 			req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 			req.SetBody(body)
 		}
@@ -187,8 +196,17 @@ func (c *Call) onForkResponse(f *fork, res *sip.Response) {
 		}
 		c.learnRemote(f.leg, res)
 		body := res.Body()
+		if len(body) > 0 && c.lateOffer {
+			// Early SDP to a late offer needs reliable provisionals,
+			// which Veilig does not offer: ring without early media.
+			body = nil
+		}
 		if len(body) > 0 {
-			if _, err := CheckSRTP(body, !c.lateOffer); err != nil {
+			var err error
+			if _, err = CheckSRTP(body, true); err == nil {
+				body, err = c.answer(f.leg, body)
+			}
+			if err != nil {
 				c.mediaRefused(f.leg, err.Error())
 				f.tx.Cancel()
 				return
@@ -248,7 +266,14 @@ func (c *Call) onFork2xx(f *fork, res *sip.Response) {
 	c.learnRemote(l, res)
 	f.done, f.won = true, true
 	body := res.Body()
-	media, err := CheckSRTP(body, !c.lateOffer)
+	med, err := CheckSRTP(body, !c.lateOffer)
+	if err == nil && len(body) > 0 {
+		if c.lateOffer {
+			body, err = c.offer(l, body)
+		} else {
+			body, err = c.answer(l, body)
+		}
+	}
 	if err != nil || len(body) == 0 {
 		why := "answer without SDP"
 		if err != nil {
@@ -261,9 +286,10 @@ func (c *Call) onFork2xx(f *fork, res *sip.Response) {
 	}
 	c.b = l
 	c.bInvCSeq = res.CSeq().SeqNo
-	l.media = media
+	c.answeredMedia = true
+	l.media = med
 	if !c.lateOffer {
-		c.a.media = media
+		c.a.media = med
 	}
 	c.m.addDialog(l)
 	c.state = stAnswered
@@ -329,7 +355,11 @@ func (c *Call) callerAck(ack *sip.Request) {
 	if !c.lateOffer {
 		return
 	}
-	media, err := CheckSRTP(ack.Body(), true)
+	med, err := CheckSRTP(ack.Body(), true)
+	var ans []byte
+	if err == nil && len(ack.Body()) > 0 {
+		ans, err = c.answer(c.a, ack.Body())
+	}
 	if err != nil || len(ack.Body()) == 0 {
 		why := "late-offer ACK without SDP answer"
 		if err != nil {
@@ -340,9 +370,9 @@ func (c *Call) callerAck(ack *sip.Request) {
 		c.endLocked("failed", "488 Not Acceptable Here: "+why, true, true)
 		return
 	}
-	c.a.media = media
-	c.b.media = media
-	c.ackB(ack.Body())
+	c.a.media = med
+	c.b.media = med
+	c.ackB(ans)
 }
 
 func (c *Call) callerCancelled() {
@@ -483,6 +513,11 @@ func (c *Call) endLocked(disposition, cause string, byeA, byeB bool) {
 		c.bye(c.b)
 	}
 	c.m.forget(c)
+	var ms media.SessionStats
+	if c.sess != nil {
+		ms = c.sess.Stats()
+		_ = c.sess.Close()
+	}
 	rec := events.CallRecord{
 		ID: c.id, From: c.caller, To: c.callee, Source: c.source.String(),
 		StartedAt: c.started.UTC(), EndedAt: time.Now().UTC(),
@@ -493,6 +528,13 @@ func (c *Call) endLocked(disposition, cause string, byeA, byeB bool) {
 		rec.CallerMedia = c.a.media.Protection()
 		if c.b != nil {
 			rec.CalleeMedia = c.b.media.Protection()
+		}
+		if c.sess != nil {
+			rec.CallerMedia = protection(ms.A, c.a.media)
+			if c.b != nil {
+				rec.CalleeMedia = protection(ms.B, c.b.media)
+			}
+			rec.MediaInClear = ms.ClearOnNetwork
 		}
 	}
 	c.m.o.Events.Record(rec)

@@ -84,10 +84,16 @@ func (c *Call) reinvite(l, other *leg, r *sipedge.Request) error {
 	if hadOffer && !c.m.secureHop(other.conn) {
 		return r.Respond(488, "Not Acceptable Here")
 	}
+	c.resetAnswer()
+	fwd, err := c.offer(l, body)
+	if err != nil {
+		c.mediaRefused(l, err.Error())
+		return r.Respond(488, "Not Acceptable Here")
+	}
 	req := other.newRequest(sip.INVITE, c.ua())
 	if hadOffer {
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-		req.SetBody(body)
+		req.SetBody(fwd)
 	}
 	srv := r.Tx
 	l.serving = srv
@@ -135,7 +141,19 @@ func (c *Call) onReinviteResponse(l, other *leg, srv *sipedge.ServerTx, res *sip
 		other.remoteTarget = *ct.Address.Clone()
 	}
 	body := res.Body()
-	media, ok := c.checkBody(other, body, hadOffer)
+	med, ok := c.checkBody(other, body, hadOffer)
+	if ok && len(body) > 0 {
+		var err error
+		if hadOffer {
+			body, err = c.answer(other, body)
+		} else {
+			body, err = c.offer(other, body)
+		}
+		if err != nil {
+			c.mediaRefused(other, err.Error())
+			ok = false
+		}
+	}
 	if !ok || (hadOffer && len(body) == 0) {
 		ack := other.ackFor2xx(seq, c.ua())
 		if raw, err := c.m.o.Edge.SendACK(other.conn, ack); err == nil {
@@ -146,7 +164,7 @@ func (c *Call) onReinviteResponse(l, other *leg, srv *sipedge.ServerTx, res *sip
 		return
 	}
 	if len(body) > 0 {
-		other.media, l.media = media, media
+		other.media, l.media = med, med
 	}
 	if hadOffer {
 		ack := other.ackFor2xx(seq, c.ua())
@@ -164,9 +182,15 @@ func (c *Call) onReinviteResponse(l, other *leg, srv *sipedge.ServerTx, res *sip
 			m, ok := c.checkBody(l, a.Body(), true)
 			ack := other.ackFor2xx(seq, c.ua())
 			if ok && len(a.Body()) > 0 {
-				ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-				ack.SetBody(a.Body())
-				other.media, l.media = m, m
+				ans, err := c.answer(l, a.Body())
+				if err != nil {
+					c.mediaRefused(l, err.Error())
+					ok = false
+				} else {
+					ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+					ack.SetBody(ans)
+					other.media, l.media = m, m
+				}
 			}
 			if raw, err := c.m.o.Edge.SendACK(other.conn, ack); err == nil {
 				other.ack = raw
@@ -187,10 +211,18 @@ func (c *Call) relayRequest(l, other *leg, r *sipedge.Request) error {
 		return r.Respond(491, "Request Pending")
 	}
 	body := r.Body()
-	if r.Method == sip.UPDATE {
+	isSDP := false
+	if r.Method == sip.UPDATE && len(body) > 0 {
 		if _, ok := c.checkBody(l, body, false); !ok {
 			return r.Respond(488, "Not Acceptable Here")
 		}
+		c.resetAnswer()
+		fwd, err := c.offer(l, body)
+		if err != nil {
+			c.mediaRefused(l, err.Error())
+			return r.Respond(488, "Not Acceptable Here")
+		}
+		body, isSDP = fwd, true
 	}
 	req := other.newRequest(r.Method, c.ua())
 	if len(body) > 0 {
@@ -208,8 +240,16 @@ func (c *Call) relayRequest(l, other *leg, r *sipedge.Request) error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		rb := res.Body()
-		if isUpdate && res.StatusCode < 300 {
-			if _, ok := c.checkBody(other, rb, len(body) > 0); !ok {
+		if isUpdate && res.StatusCode < 300 && isSDP {
+			_, ok := c.checkBody(other, rb, true)
+			if ok {
+				var err error
+				if rb, err = c.answer(other, rb); err != nil {
+					c.mediaRefused(other, err.Error())
+					ok = false
+				}
+			}
+			if !ok {
 				_ = srv.Respond(responseLike(srv.Request(), 488, "Not Acceptable Here", c.ua(), nil, nil))
 				c.endLocked("answered", "UPDATE answer refused by media policy", true, true)
 				return

@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/veilig/veilig/internal/events"
+	"github.com/veilig/veilig/internal/media"
 	"github.com/veilig/veilig/internal/sipedge"
 	"github.com/veilig/veilig/internal/store"
 )
@@ -47,6 +48,9 @@ type Options struct {
 	// (sip.insecure_sdes_over_plain_transport). Off: keys travel only
 	// over TLS.
 	InsecureSDESOverPlain bool
+	// Relay anchors media; nil passes SDP between the devices unchanged
+	// (signalling tests only).
+	Relay *media.Relay
 }
 
 type dialogKey struct{ callID, tag string }
@@ -59,6 +63,7 @@ type Manager struct {
 	mu      sync.Mutex
 	dialogs map[dialogKey]*leg
 	calls   map[*Call]struct{}
+	byID    map[string]*Call // by the caller's Call-ID, for relay events
 }
 
 // New makes a Manager.
@@ -69,7 +74,16 @@ func New(o Options) *Manager {
 	if o.MaxDuration <= 0 {
 		o.MaxDuration = 24 * time.Hour
 	}
-	return &Manager{o: o, log: o.Logger, dialogs: make(map[dialogKey]*leg), calls: make(map[*Call]struct{})}
+	return &Manager{o: o, log: o.Logger, dialogs: make(map[dialogKey]*leg), calls: make(map[*Call]struct{}), byID: make(map[string]*Call)}
+}
+
+// OnMediaEvent is the relay's event callback (media timeout, injection).
+func (m *Manager) OnMediaEvent(ev media.Event) { go m.mediaEvent(ev) }
+
+func (m *Manager) callByID(id string) *Call {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.byID[id]
 }
 
 // Active reports the calls and dialogs held (for leak checks and metrics).
@@ -94,6 +108,9 @@ func (m *Manager) dialog(callID, tag string) *leg {
 func (m *Manager) forget(c *Call) {
 	m.mu.Lock()
 	delete(m.calls, c)
+	if m.byID[c.id] == c {
+		delete(m.byID, c.id)
+	}
 	for _, l := range c.legs() {
 		if m.dialogs[l.key()] == l {
 			delete(m.dialogs, l.key())
@@ -177,9 +194,24 @@ func (m *Manager) invite(ctx context.Context, r *sipedge.Request) error {
 		}
 		return m.refuse(r, 480, "Temporarily Unavailable", "callee has no reachable device", "")
 	}
+	var sess *media.Session
+	fwd := body
+	if m.o.Relay != nil {
+		var err error
+		if sess, err = m.o.Relay.NewSession(string(*r.CallID())); err != nil {
+			m.log.Error("no media session for call", "err", err)
+			return m.refuse(r, 503, "Service Unavailable", "no media ports available", "media_capacity")
+		}
+		if len(body) > 0 {
+			if fwd, err = sess.RewriteOffer(media.LegA, body, nil); err != nil {
+				_ = sess.Close()
+				return m.refuse(r, 488, "Not Acceptable Here", err.Error(), ruleSRTP)
+			}
+		}
+	}
 	_ = r.Respond(100, "Trying")
-	c := m.newCall(r, offer)
-	c.start(targets)
+	c := m.newCall(r, offer, sess)
+	c.start(targets, fwd)
 	return nil
 }
 

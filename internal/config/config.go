@@ -23,6 +23,32 @@ type Config struct {
 	Events  Events  `yaml:"events"`
 	Metrics Metrics `yaml:"metrics"`
 	Guard   Guard   `yaml:"guard"`
+	Media   Media   `yaml:"media"`
+}
+
+// Media configures the relay every call's audio passes through.
+type Media struct {
+	// Address is the IP the relay binds; empty means the host of
+	// sip.tls_listen (or every interface when that is a wildcard).
+	Address string `yaml:"address"`
+	// Advertise is the address written into SDP, for a relay behind NAT
+	// or bound to a wildcard address.
+	Advertise string `yaml:"advertise"`
+	// PortRange is "MIN-MAX", the UDP ports of the relay.
+	PortRange string `yaml:"port_range"`
+	// Timeout ends a call whose media stopped for this long.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Ports parses PortRange.
+func (m Media) Ports() (lo, hi int, err error) {
+	if _, err := fmt.Sscanf(m.PortRange, "%d-%d", &lo, &hi); err != nil {
+		return 0, 0, fmt.Errorf("want MIN-MAX, got %q", m.PortRange)
+	}
+	if lo < 1024 || hi > 65535 || hi-lo < 3 {
+		return 0, 0, fmt.Errorf("want ports within 1024-65535 and at least 4 of them, got %q", m.PortRange)
+	}
+	return lo, hi, nil
 }
 
 // Guard configures the edge defences in front of every SIP handler.
@@ -189,6 +215,10 @@ func Default() Config {
 			AllowMD5:          true,
 			MD5OnlyUserAgents: []string{"baresip", "sipp"},
 			NonceTTL:          5 * time.Minute,
+		},
+		Media: Media{
+			PortRange: "10000-20000",
+			Timeout:   60 * time.Second,
 		},
 		Events: Events{
 			Retention: 180 * 24 * time.Hour,

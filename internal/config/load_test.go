@@ -26,6 +26,7 @@ func TestKeysContract(t *testing.T) {
 		"events.log_file", "events.retention",
 		"metrics.listen",
 		"guard.trusted_sources", "guard.allow_sources", "guard.scanner_user_agents", "guard.scanner_ignore",
+		"media.address", "media.advertise", "media.port_range", "media.timeout",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
 		t.Errorf("Keys() =\n%q\nwant\n%q", got, want)

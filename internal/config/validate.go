@@ -224,3 +224,17 @@ func (g Guard) validate(c checker) {
 		}
 	}
 }
+
+func (m Media) validate(c checker) {
+	if m.Address != "" {
+		if _, err := netip.ParseAddr(m.Address); err != nil {
+			c.errf("address", "must be an IP address, got %q", m.Address)
+		}
+	}
+	if _, _, err := m.Ports(); err != nil {
+		c.errf("port_range", "%v", err)
+	}
+	if m.Timeout < 5*time.Second {
+		c.errf("timeout", "must be at least 5s, got %s", m.Timeout)
+	}
+}

@@ -86,7 +86,10 @@ func NewCrypto(tag int, s Suite) (Crypto, error) {
 // Inline is the key-params value of the a=crypto line ("inline:..."),
 // unpadded base64 as most devices and rtpengine write it.
 func (c Crypto) Inline() string {
-	return "inline:" + base64.RawStdEncoding.EncodeToString(c.Key)
+	// Padded base64 (RFC 4648 section 4): some peers (libre, hence
+	// baresip) mis-decode unpadded GCM keys, whose length is not a
+	// multiple of three.
+	return "inline:" + base64.StdEncoding.EncodeToString(c.Key)
 }
 
 // Attr is the value of an a=crypto attribute (without "a=crypto:").

@@ -325,6 +325,14 @@ func (l *Leg) offeredKey(tag int, suite Suite) (Crypto, bool) {
 			return clone(c), true
 		}
 	}
+	// Some devices answer with their own tag numbering (RFC 4568 wants
+	// the offered tag). The suite is what protects the media, so accept
+	// the answer when exactly that suite was offered.
+	for _, c := range l.offered {
+		if c.Suite == suite {
+			return clone(c), true
+		}
+	}
 	return Crypto{}, false
 }
 

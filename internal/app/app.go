@@ -31,6 +31,7 @@ import (
 	"github.com/veilig/veilig/internal/sipedge/sanity"
 	"github.com/veilig/veilig/internal/store/sqlite"
 	"github.com/veilig/veilig/internal/tlsconf"
+	"github.com/veilig/veilig/internal/tollfraud"
 )
 
 // Version is set at build time (-ldflags "-X ...app.Version=...").
@@ -159,10 +160,14 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	if err != nil {
 		return err
 	}
+	fraud, err := tollfraud.New(tollfraud.Default(cfg.Fraud.Country))
+	if err != nil {
+		return fmt.Errorf("fraud guard: %w", err)
+	}
 	calls = call.New(call.Options{
 		Edge: edge, Directory: dir, Locator: reg, Events: bus, Logger: log.With("component", "call"),
 		Domain: cfg.SIP.Domain, InsecureSDESOverPlain: cfg.SIP.InsecureSDESOverPlainTransport,
-		Relay: relay,
+		Relay: relay, Fraud: fraud, Class: dir.Class,
 	})
 
 	printBanner(out, cfg, tm, edge, restored)

@@ -18,6 +18,7 @@ import (
 	"github.com/veilig/veilig/internal/media"
 	"github.com/veilig/veilig/internal/sipedge"
 	"github.com/veilig/veilig/internal/store"
+	"github.com/veilig/veilig/internal/tollfraud"
 )
 
 // Directory is what the call layer needs to know about extensions.
@@ -51,6 +52,10 @@ type Options struct {
 	// Relay anchors media; nil passes SDP between the devices unchanged
 	// (signalling tests only).
 	Relay *media.Relay
+	// Fraud guards calls to numbers outside; Class gives an extension's
+	// class of service.
+	Fraud *tollfraud.Guard
+	Class func(extension string) string
 }
 
 type dialogKey struct{ callID, tag string }
@@ -170,6 +175,9 @@ func (m *Manager) invite(ctx context.Context, r *sipedge.Request) error {
 		if offer.HasKeys && !m.secureHop(r.Conn) {
 			return m.refuse(r, 488, "Not Acceptable Here", "SRTP keys offered over unencrypted "+r.Conn.Transport()+" signalling", "sdes_over_plain_transport")
 		}
+	}
+	if m.o.Fraud != nil && !m.o.Directory.Exists(target) && isPhoneNumber(target) {
+		return m.outbound(r, target)
 	}
 	if target == "" || !m.o.Directory.Exists(target) {
 		return m.refuse(r, 404, "Not Found", "no such extension", "unknown_callee")

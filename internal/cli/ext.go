@@ -22,7 +22,7 @@ const extUsage = `usage:
   veilig ext list
   veilig ext remove NUMBER
   veilig ext passwd NUMBER [--secret-stdin]
-  veilig ext set NUMBER [--name NAME] [--allow-from CIDR[,CIDR]]   (--allow-from "" allows anywhere)
+  veilig ext set NUMBER [--name NAME] [--allow-from CIDR[,CIDR]] [--class CLASS]   (--allow-from "" allows anywhere)
   veilig ext unlock NUMBER
   veilig ext import FILE        (lines of NUMBER:SECRET; for provisioning and load tests)`
 
@@ -38,6 +38,7 @@ func runExt(ctx context.Context, e env, args []string) error {
 	name := fs.String("name", "", "display name")
 	fromStdin := fs.Bool("secret-stdin", false, "read the secret from standard input instead of generating one")
 	allowFrom := fs.String("allow-from", "", "networks the extension may register and call from, CIDR[,CIDR]")
+	class := fs.String("class", "", "class of service for outbound calls: internal, national, eu or international")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -124,6 +125,8 @@ func runExt(ctx context.Context, e env, args []string) error {
 				x.Name, changed = *name, true
 			case "allow-from":
 				changed = true
+			case "class":
+				x.Class, changed = *class, true
 			}
 		})
 		if isSet(fs, "allow-from") {
@@ -138,7 +141,12 @@ func runExt(ctx context.Context, e env, args []string) error {
 			}
 		}
 		if !changed {
-			return errors.New("nothing to set: give --name or --allow-from")
+			return errors.New("nothing to set: give --name, --allow-from or --class")
+		}
+		switch x.Class {
+		case "", "internal", "national", "eu", "international":
+		default:
+			return fmt.Errorf("--class %q: use internal, national, eu or international", x.Class)
 		}
 		if err := db.UpdateExtension(ctx, x); err != nil {
 			return err

@@ -24,6 +24,14 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 	Guard   Guard   `yaml:"guard"`
 	Media   Media   `yaml:"media"`
+	Fraud   Fraud   `yaml:"fraud"`
+}
+
+// Fraud configures the toll-fraud guard on outbound calls.
+type Fraud struct {
+	// Country is the tenant's ISO country: dialled national numbers are
+	// read in its plan, and "national" class means calls within it.
+	Country string `yaml:"country"`
 }
 
 // Media configures the relay every call's audio passes through.
@@ -216,6 +224,7 @@ func Default() Config {
 			MD5OnlyUserAgents: []string{"baresip", "sipp"},
 			NonceTTL:          5 * time.Minute,
 		},
+		Fraud: Fraud{Country: "NL"},
 		Media: Media{
 			PortRange: "10000-20000",
 			Timeout:   60 * time.Second,

@@ -27,6 +27,7 @@ func TestKeysContract(t *testing.T) {
 		"metrics.listen",
 		"guard.trusted_sources", "guard.allow_sources", "guard.scanner_user_agents", "guard.scanner_ignore",
 		"media.address", "media.advertise", "media.port_range", "media.timeout",
+		"fraud.country",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
 		t.Errorf("Keys() =\n%q\nwant\n%q", got, want)

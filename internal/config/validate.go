@@ -238,3 +238,9 @@ func (m Media) validate(c checker) {
 		c.errf("timeout", "must be at least 5s, got %s", m.Timeout)
 	}
 }
+
+func (f Fraud) validate(c checker) {
+	if len(f.Country) != 2 || strings.ToUpper(f.Country) != f.Country {
+		c.errf("country", "must be an ISO 3166 two-letter country code such as NL, got %q", f.Country)
+	}
+}

@@ -32,6 +32,7 @@ import (
 	"github.com/veilig/veilig/internal/store/sqlite"
 	"github.com/veilig/veilig/internal/tlsconf"
 	"github.com/veilig/veilig/internal/tollfraud"
+	"github.com/veilig/veilig/internal/trunk"
 )
 
 // Version is set at build time (-ldflags "-X ...app.Version=...").
@@ -117,7 +118,11 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		return err
 	}
 
-	grd, err := newGuard(cfg, db, bus, dir, log.With("component", "guard"))
+	trunks := trunk.NewManager(nil, db, key, bus, log.With("component", "trunk"))
+	if err := trunks.Load(ctx); err != nil {
+		return fmt.Errorf("load trunks: %w", err)
+	}
+	grd, err := newGuard(cfg, db, bus, dir, trunks.Carriers(), log.With("component", "guard"))
 	if err != nil {
 		return fmt.Errorf("guard: %w", err)
 	}
@@ -141,6 +146,13 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 			Realm: cfg.SIP.Domain, AllowMD5: cfg.Auth.AllowMD5, MD5First: cfg.Auth.InsecureMD5First,
 			MD5Only: append([]string(nil), cfg.Auth.MD5OnlyUserAgents...),
 			Nonces:  nonces, Key: key.Derive("sip-auth"), Accounts: dir, Events: bus,
+			Observe: grd.Observe, Gate: grd.Gate,
+			Trusted: func(c sipedge.Conn) (string, bool) {
+				if t, ok := trunks.FromTrunk(c); ok {
+					return "trunk:" + t.Name(), true
+				}
+				return "", false
+			},
 		}),
 	)
 	edge, err := sipedge.New(sipedge.Options{
@@ -160,15 +172,16 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	if err != nil {
 		return err
 	}
-	fraud, err := tollfraud.New(tollfraud.Default(cfg.Fraud.Country))
+	fraud, err := tollfraud.New(fraudConfig(cfg.Fraud))
 	if err != nil {
 		return fmt.Errorf("fraud guard: %w", err)
 	}
 	calls = call.New(call.Options{
 		Edge: edge, Directory: dir, Locator: reg, Events: bus, Logger: log.With("component", "call"),
 		Domain: cfg.SIP.Domain, InsecureSDESOverPlain: cfg.SIP.InsecureSDESOverPlainTransport,
-		Relay: relay, Fraud: fraud, Class: dir.Class,
+		Relay: relay, Fraud: fraud, Class: dir.Class, Trunks: trunks,
 	})
+	trunks.SetEdge(edge)
 
 	printBanner(out, cfg, tm, edge, restored)
 	bus.Emit(events.New(events.ServerStarted, events.Info, netipZero, "", "veilig started", "version", Version))
@@ -200,6 +213,25 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		}
 	}()
 	run("media", relay.Run)
+	run("trunks", trunks.Run)
+	run("fraud", func(ctx context.Context) error {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case now := <-t.C:
+				res := fraud.Tick(now)
+				for _, e := range res.Events {
+					bus.Emit(e)
+				}
+				for _, end := range res.End {
+					calls.EndFraudCall(end.Call, string(end.Rule))
+				}
+			}
+		}
+	})
 	run("sip", edge.Serve)
 	run("control", func(ctx context.Context) error { return serveControl(ctx, cfg.ControlSocketPath(), grd, log) })
 	run("accounts", func(ctx context.Context) error { dir.Watch(ctx, 250*time.Millisecond); return nil })

@@ -52,11 +52,12 @@ func policyConfig(cfg *config.Config) (policy.Config, error) {
 	return pc, pc.Validate()
 }
 
-func newGuard(cfg *config.Config, st store.Store, ev events.Emitter, dir *accounts.Directory, log *slog.Logger) (*guard, error) {
+func newGuard(cfg *config.Config, st store.Store, ev events.Emitter, dir *accounts.Directory, carriers []netip.Prefix, log *slog.Logger) (*guard, error) {
 	pc, err := policyConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
+	pc.Carriers = carriers
 	eng, err := policy.New(pc, policy.Deps{AccountSources: dir.AllowFrom})
 	if err != nil {
 		return nil, err

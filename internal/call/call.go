@@ -10,6 +10,7 @@ import (
 	"github.com/veilig/veilig/internal/events"
 	"github.com/veilig/veilig/internal/media"
 	"github.com/veilig/veilig/internal/sipedge"
+	"github.com/veilig/veilig/internal/trunk"
 )
 
 type callState int
@@ -28,6 +29,11 @@ type fork struct {
 	done bool
 	code int
 	won  bool
+	// trunk is set for a fork to a carrier: its challenge is answered
+	// once (authed) with the trunk's credentials, re-sending body.
+	trunk  *trunk.Trunk
+	body   []byte
+	authed bool
 }
 
 // Call is one B2BUA call. Its mutex guards the call, its legs and forks;
@@ -52,6 +58,11 @@ type Call struct {
 	sess                        *media.Session
 	lastAnswerIn, lastAnswerOut []byte
 	answeredMedia               bool
+
+	// fraud is an outbound call's admission; fromTrunk names the trunk
+	// an inbound call came on.
+	fraud     *fraudCall
+	fromTrunk string
 
 	caller, callee string
 	source         netip.AddrPort
@@ -219,6 +230,16 @@ func (c *Call) onForkResponse(f *fork, res *sip.Response) {
 		if f.done {
 			return
 		}
+		if (code == 401 || code == 407) && f.trunk != nil && !f.authed && c.state == stRinging {
+			hdr, val, err := f.trunk.Authorize(res, "INVITE", f.leg.remoteTarget.String())
+			if err == nil {
+				f.authed = true
+				c.sendFork(f, hdr, val)
+				if !f.done {
+					return
+				}
+			}
+		}
 		f.done, f.code = true, code
 		if c.state == stRinging && c.allDone() {
 			code, reason := c.bestFailure()
@@ -297,7 +318,14 @@ func (c *Call) onFork2xx(f *fork, res *sip.Response) {
 	if c.ring != nil {
 		c.ring.Stop()
 	}
-	c.maxLife = time.AfterFunc(c.m.o.MaxDuration, func() { c.hangup("maximum call duration reached") })
+	life := c.m.o.MaxDuration
+	if c.fraud != nil {
+		c.m.o.Fraud.CallAnswered(c.fraud.d.Call, c.answered)
+		if md := c.fraud.d.MaxDuration; md > 0 && md < life {
+			life = md
+		}
+	}
+	c.maxLife = time.AfterFunc(life, func() { c.hangup("maximum call duration reached") })
 	for _, o := range c.forks {
 		if o != f && !o.done && o.tx != nil {
 			o.tx.Cancel()
@@ -535,6 +563,20 @@ func (c *Call) endLocked(disposition, cause string, byeA, byeB bool) {
 				rec.CalleeMedia = protection(ms.B, c.b.media)
 			}
 			rec.MediaInClear = ms.ClearOnNetwork
+		}
+	}
+	if c.fromTrunk != "" {
+		rec.Trunk = c.fromTrunk
+	}
+	if c.fraud != nil {
+		var talk time.Duration
+		if !c.answered.IsZero() {
+			talk = time.Since(c.answered)
+		}
+		fr, _ := c.m.o.Fraud.CallEnded(c.fraud.d.Call, time.Now(), talk)
+		c.fraud.fill(&rec, fr.EstimatedCost)
+		if fr.EndedBy != "" {
+			rec.Fraud += ", ended: " + string(fr.EndedBy)
 		}
 	}
 	c.m.o.Events.Record(rec)

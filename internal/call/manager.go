@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/veilig/veilig/internal/sipedge"
 	"github.com/veilig/veilig/internal/store"
 	"github.com/veilig/veilig/internal/tollfraud"
+	"github.com/veilig/veilig/internal/trunk"
 )
 
 // Directory is what the call layer needs to know about extensions.
@@ -56,6 +58,8 @@ type Options struct {
 	// class of service.
 	Fraud *tollfraud.Guard
 	Class func(extension string) string
+	// Trunks are the carrier trunks (nil: none).
+	Trunks Trunks
 }
 
 type dialogKey struct{ callID, tag string }
@@ -69,6 +73,7 @@ type Manager struct {
 	dialogs map[dialogKey]*leg
 	calls   map[*Call]struct{}
 	byID    map[string]*Call // by the caller's Call-ID, for relay events
+	byFraud map[tollfraud.CallID]*Call
 }
 
 // New makes a Manager.
@@ -79,7 +84,7 @@ func New(o Options) *Manager {
 	if o.MaxDuration <= 0 {
 		o.MaxDuration = 24 * time.Hour
 	}
-	return &Manager{o: o, log: o.Logger, dialogs: make(map[dialogKey]*leg), calls: make(map[*Call]struct{}), byID: make(map[string]*Call)}
+	return &Manager{o: o, log: o.Logger, dialogs: make(map[dialogKey]*leg), calls: make(map[*Call]struct{}), byID: make(map[string]*Call), byFraud: make(map[tollfraud.CallID]*Call)}
 }
 
 // OnMediaEvent is the relay's event callback (media timeout, injection).
@@ -115,6 +120,9 @@ func (m *Manager) forget(c *Call) {
 	delete(m.calls, c)
 	if m.byID[c.id] == c {
 		delete(m.byID, c.id)
+	}
+	if c.fraud != nil && m.byFraud[c.fraud.d.Call] == c {
+		delete(m.byFraud, c.fraud.d.Call)
 	}
 	for _, l := range c.legs() {
 		if m.dialogs[l.key()] == l {
@@ -163,21 +171,32 @@ func (m *Manager) refuse(r *sipedge.Request, code int, reason, why string, evTyp
 func (m *Manager) invite(ctx context.Context, r *sipedge.Request) error {
 	target := r.Recipient.User
 	body := r.Body()
+	var from *trunk.Trunk
+	if m.o.Trunks != nil {
+		from, _ = m.o.Trunks.FromTrunk(r.Conn)
+	}
+	plainOK := from != nil && from.PlainMedia()
 	var offer Media
 	if len(body) > 0 {
 		if ct := r.ContentType(); ct == nil || !isSDP(ct.Value()) {
 			return m.refuse(r, 415, "Unsupported Media Type", "INVITE body is not application/sdp", "unsupported_body")
 		}
 		var err error
-		if offer, err = CheckSRTP(body, false); err != nil {
+		if offer, err = CheckSRTP(body, false); err != nil && !(plainOK && isPlainRTP(body)) {
 			return m.refuse(r, 488, "Not Acceptable Here", err.Error(), ruleSRTP)
 		}
-		if offer.HasKeys && !m.secureHop(r.Conn) {
+		if offer.HasKeys && !m.secureHop(r.Conn) && !(from != nil && from.InsecureTransport) {
 			return m.refuse(r, 488, "Not Acceptable Here", "SRTP keys offered over unencrypted "+r.Conn.Transport()+" signalling", "sdes_over_plain_transport")
 		}
 	}
-	if m.o.Fraud != nil && !m.o.Directory.Exists(target) && isPhoneNumber(target) {
-		return m.outbound(r, target)
+	if from != nil {
+		ext, ok := m.o.Trunks.DID(from, target)
+		if !ok {
+			return m.refuse(r, 404, "Not Found", "number "+target+" is not routed on trunk "+from.Name(), "unknown_did")
+		}
+		target = ext
+	} else if m.o.Fraud != nil && !m.o.Directory.Exists(target) && isPhoneNumber(target) {
+		return m.outbound(ctx, r, target, offer)
 	}
 	if target == "" || !m.o.Directory.Exists(target) {
 		return m.refuse(r, 404, "Not Found", "no such extension", "unknown_callee")
@@ -210,6 +229,7 @@ func (m *Manager) invite(ctx context.Context, r *sipedge.Request) error {
 			m.log.Error("no media session for call", "err", err)
 			return m.refuse(r, 503, "Service Unavailable", "no media ports available", "media_capacity")
 		}
+		sess.A().SetAllowPlain(plainOK)
 		if len(body) > 0 {
 			if fwd, err = sess.RewriteOffer(media.LegA, body, nil); err != nil {
 				_ = sess.Close()
@@ -219,6 +239,12 @@ func (m *Manager) invite(ctx context.Context, r *sipedge.Request) error {
 	}
 	_ = r.Respond(100, "Trying")
 	c := m.newCall(r, offer, sess)
+	c.callee = target
+	if from != nil {
+		// The carrier's caller-ID is passed on to the agent.
+		c.caller = r.From().Address.User
+		c.fromTrunk = from.Name()
+	}
 	c.start(targets, fwd)
 	return nil
 }
@@ -252,6 +278,12 @@ type target2 struct {
 // secureHop reports whether SDES keys may cross conn.
 func (m *Manager) secureHop(c sipedge.Conn) bool {
 	return c.Transport() == "tls" || m.o.InsecureSDESOverPlain
+}
+
+// isPlainRTP reports an SDP whose audio is plain RTP/AVP (allowed only on
+// trunks marked media: rtp).
+func isPlainRTP(body []byte) bool {
+	return strings.Contains(string(body), " RTP/AVP ")
 }
 
 func isSDP(ct string) bool {

@@ -33,6 +33,7 @@ func commands() []command {
 		{"ext", "manage extensions (SIP accounts): add, list, remove, passwd, set, unlock", runExt},
 		{"regs", "list registered devices", runRegs},
 		{"ban", "manage source bans: list, add, remove", runBan},
+		{"trunk", "manage carrier trunks: add, set, list, remove", runTrunk},
 		{"why", "explain everything that refuses a source or extension", runWhy},
 		{"calls", "list call records", runCalls},
 		{"events", "list security events", runEvents},

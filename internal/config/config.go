@@ -32,6 +32,33 @@ type Fraud struct {
 	// Country is the tenant's ISO country: dialled national numbers are
 	// read in its plan, and "national" class means calls within it.
 	Country string `yaml:"country"`
+	// TimeZone is the tenant's (IANA name) for business hours and the
+	// daily budget's midnight; empty means the server's local zone.
+	TimeZone string `yaml:"time_zone"`
+	// AllowPrefixes lets exact E.164 prefixes through the premium,
+	// satellite, network and high-risk blocks (e.g. "+88216").
+	AllowPrefixes []string `yaml:"allow_prefixes"`
+	// Limits per extension and per trunk; 0 keeps the built-in default
+	// (extension: 2 concurrent, 6 a minute, 2 h, 25 a day; trunk: 100,
+	// 120, 4 h, 500), -1 switches a limit off.
+	ExtensionConcurrent  int           `yaml:"extension_concurrent"`
+	ExtensionPerMinute   int           `yaml:"extension_per_minute"`
+	ExtensionMaxDuration time.Duration `yaml:"extension_max_duration"`
+	ExtensionDailyBudget float64       `yaml:"extension_daily_budget"`
+	TrunkConcurrent      int           `yaml:"trunk_concurrent"`
+	TrunkPerMinute       int           `yaml:"trunk_per_minute"`
+	TrunkMaxDuration     time.Duration `yaml:"trunk_max_duration"`
+	TrunkDailyBudget     float64       `yaml:"trunk_daily_budget"`
+	// Rates per minute used to estimate spend (currency is a label).
+	RateNational float64 `yaml:"rate_national"`
+	RateEU       float64 `yaml:"rate_eu"`
+	RateDefault  float64 `yaml:"rate_default"`
+	// BusinessHours is "off", "refuse" (default: international calls
+	// outside Mon-Fri 08:00-18:00 are refused) or "alert".
+	BusinessHours string `yaml:"business_hours"`
+	// Trip is what a volume or spend trip does: "suspend" (default) the
+	// extension's outbound calling until lifted, or "alert" only.
+	Trip string `yaml:"trip"`
 }
 
 // Media configures the relay every call's audio passes through.
@@ -224,7 +251,7 @@ func Default() Config {
 			MD5OnlyUserAgents: []string{"baresip", "sipp"},
 			NonceTTL:          5 * time.Minute,
 		},
-		Fraud: Fraud{Country: "NL"},
+		Fraud: Fraud{Country: "NL", BusinessHours: "refuse", Trip: "suspend"},
 		Media: Media{
 			PortRange: "10000-20000",
 			Timeout:   60 * time.Second,

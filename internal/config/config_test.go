@@ -104,7 +104,7 @@ func TestFullFile(t *testing.T) {
 		TLS:    TLS{CertFile: "/etc/veilig/cert.pem", KeyFile: "/etc/veilig/key.pem", MinVersion: "1.3"},
 		Auth:   Auth{AllowMD5: false, NonceTTL: time.Minute, MD5OnlyUserAgents: []string{"baresip", "sipp"}},
 		Media:  Media{PortRange: "10000-20000", Timeout: time.Minute},
-		Fraud:  Fraud{Country: "NL"},
+		Fraud:  Fraud{Country: "NL", BusinessHours: "refuse", Trip: "suspend"},
 		Events: Events{LogFile: "/var/log/veilig/events.jsonl", Retention: 8760 * time.Hour},
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -27,7 +27,10 @@ func TestKeysContract(t *testing.T) {
 		"metrics.listen",
 		"guard.trusted_sources", "guard.allow_sources", "guard.scanner_user_agents", "guard.scanner_ignore",
 		"media.address", "media.advertise", "media.port_range", "media.timeout",
-		"fraud.country",
+		"fraud.country", "fraud.time_zone", "fraud.allow_prefixes",
+		"fraud.extension_concurrent", "fraud.extension_per_minute", "fraud.extension_max_duration", "fraud.extension_daily_budget",
+		"fraud.trunk_concurrent", "fraud.trunk_per_minute", "fraud.trunk_max_duration", "fraud.trunk_daily_budget",
+		"fraud.rate_national", "fraud.rate_eu", "fraud.rate_default", "fraud.business_hours", "fraud.trip",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
 		t.Errorf("Keys() =\n%q\nwant\n%q", got, want)

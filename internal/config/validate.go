@@ -243,4 +243,11 @@ func (f Fraud) validate(c checker) {
 	if len(f.Country) != 2 || strings.ToUpper(f.Country) != f.Country {
 		c.errf("country", "must be an ISO 3166 two-letter country code such as NL, got %q", f.Country)
 	}
+	if f.TimeZone != "" {
+		if _, err := time.LoadLocation(f.TimeZone); err != nil {
+			c.errf("time_zone", "unknown time zone %q (use an IANA name such as Europe/Amsterdam)", f.TimeZone)
+		}
+	}
+	oneOf(c, "business_hours", f.BusinessHours, "off", "refuse", "alert")
+	oneOf(c, "trip", f.Trip, "suspend", "alert")
 }

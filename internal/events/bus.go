@@ -187,6 +187,7 @@ func toStoreRecords(rs []CallRecord) []store.CallRecord {
 			ID: r.ID, From: r.From, To: r.To, Source: src, StartedAt: r.StartedAt, AnsweredAt: r.AnsweredAt,
 			EndedAt: r.EndedAt, Disposition: r.Disposition, Cause: r.Cause, CallerMedia: r.CallerMedia,
 			CalleeMedia: r.CalleeMedia, MediaInClear: r.MediaInClear,
+			E164: r.E164, Country: r.Country, Class: r.Class, EstimatedCost: r.EstimatedCost, Trunk: r.Trunk, Fraud: r.Fraud,
 		}
 	}
 	return out

@@ -76,6 +76,13 @@ type CallRecord struct {
 	CallerMedia  string    `json:"caller_media,omitempty"`
 	CalleeMedia  string    `json:"callee_media,omitempty"`
 	MediaInClear bool      `json:"media_in_clear"`
+
+	E164          string  `json:"e164,omitempty"`
+	Country       string  `json:"country,omitempty"`
+	Class         string  `json:"class,omitempty"`
+	EstimatedCost float64 `json:"estimated_cost,omitempty"`
+	Trunk         string  `json:"trunk,omitempty"`
+	Fraud         string  `json:"fraud,omitempty"`
 }
 
 // Emitter is what the SIP path needs: fire and forget.

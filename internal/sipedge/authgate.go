@@ -50,7 +50,12 @@ type AuthOptions struct {
 	// source) or a source outside the account's allowlist is refused as
 	// a failure, with the same answer as a wrong password.
 	Gate func(peer netip.AddrPort, user string) (ok bool, reason string)
-	Now  func() time.Time
+	// Trusted, when set, names the peer of a request that is
+	// authenticated by its connection instead of digest (a carrier trunk
+	// by source address or on the connection Veilig opened to it).
+	// REGISTER is never trusted this way.
+	Trusted func(c Conn) (account string, ok bool)
+	Now     func() time.Time
 }
 
 // AuthGate challenges every request outside a dialog, whatever its method,
@@ -70,6 +75,12 @@ func AuthGate(o AuthOptions) Middleware {
 		return HandlerFunc(func(ctx context.Context, r *Request) error {
 			if inDialog(r.Request) {
 				return next.ServeSIP(ctx, r)
+			}
+			if o.Trusted != nil && r.Method != sip.REGISTER {
+				if acct, ok := o.Trusted(r.Conn); ok {
+					r.Account = acct
+					return next.ServeSIP(ctx, r)
+				}
 			}
 			user, ok := g.check(r)
 			if !ok {

@@ -65,6 +65,12 @@ func (e *Edge) recoverStage(next Handler) Handler {
 
 func (e *Edge) sanityStage(next Handler) Handler {
 	return HandlerFunc(func(ctx context.Context, r *Request) error {
+		if r.SipVersion != "SIP/2.0" {
+			// A response would have to speak a version we do not:
+			// say nothing (RFC 3261 7.2 leaves only 505 or silence).
+			e.metrics.malformed.Add(1)
+			return nil
+		}
 		reason := basicSanity(r.Request)
 		code, drop := 400, false
 		if reason == "" && e.opts.Sanity != nil {

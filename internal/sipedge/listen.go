@@ -229,23 +229,34 @@ func (e *Edge) serveConn(ctx context.Context, l *listener, nc net.Conn, peer net
 		}
 		nc = tc
 	}
+	sc := e.newStreamConn(nc, l.transport, peer)
+	defer sc.Close()
+	e.readLoop(ctx, sc, e.opts.IdleTimeout)
+}
+
+func (e *Edge) newStreamConn(nc net.Conn, transport string, peer netip.AddrPort) *streamConn {
 	sc := &streamConn{
 		c:         nc,
-		id:        l.transport + ":" + peer.String() + "#" + strconv.FormatUint(connSeq.Add(1), 10),
-		transport: l.transport,
+		id:        transport + ":" + peer.String() + "#" + strconv.FormatUint(connSeq.Add(1), 10),
+		transport: transport,
 		peer:      peer,
 		local:     normalize(addrPortOf(nc.LocalAddr())),
 		onGone:    e.conns.remove,
 	}
 	sc.w = newWriter(nc)
 	e.conns.add(sc)
-	defer sc.Close()
+	return sc
+}
 
+// readLoop parses and handles messages until the connection ends or stays
+// silent for idle.
+func (e *Edge) readLoop(ctx context.Context, sc *streamConn, idle time.Duration) {
+	nc := sc.c
 	stream := e.parser.NewSIPStream()
 	defer stream.Close()
 	buf := make([]byte, 16384)
 	for {
-		_ = nc.SetReadDeadline(time.Now().Add(e.opts.IdleTimeout))
+		_ = nc.SetReadDeadline(time.Now().Add(idle))
 		n, err := nc.Read(buf)
 		if n > 0 {
 			sc.lastRead.Store(time.Now().Unix())

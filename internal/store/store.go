@@ -88,6 +88,37 @@ type CallRecord struct {
 	CallerMedia  string // protection on the caller leg, e.g. "SRTP AES_CM_128_HMAC_SHA1_80"
 	CalleeMedia  string // protection on the callee leg
 	MediaInClear bool   // any hop carried audio unencrypted
+
+	// Outbound calls: the normalised number, its country and class, the
+	// estimated cost, the trunk used and the fraud guard's decision.
+	E164          string
+	Country       string
+	Class         string
+	EstimatedCost float64
+	Trunk         string
+	Fraud         string
+}
+
+// Trunk is a carrier peer. Secret is sealed by the caller.
+type Trunk struct {
+	Name              string            `json:"name"`
+	Host              string            `json:"host"`
+	Port              int               `json:"port"`
+	Transport         string            `json:"transport"` // tls (default), tcp, udp
+	InsecureTransport bool              `json:"insecure_transport"`
+	Auth              string            `json:"auth"` // "register" or "ip"
+	Username          string            `json:"username,omitempty"`
+	Secret            []byte            `json:"secret,omitempty"`
+	Realm             string            `json:"realm,omitempty"`
+	Addresses         []string          `json:"addresses,omitempty"` // CIDRs inbound is accepted from
+	Media             string            `json:"media"`               // srtp (default) or rtp
+	ServerName        string            `json:"server_name,omitempty"`
+	Pin               string            `json:"pin,omitempty"` // SHA-256 of the carrier certificate, hex
+	CAFile            string            `json:"ca_file,omitempty"`
+	ClientCert        string            `json:"client_cert,omitempty"`
+	ClientKey         string            `json:"client_key,omitempty"`
+	DIDs              map[string]string `json:"dids,omitempty"` // number -> extension
+	Outbound          bool              `json:"outbound"`
 }
 
 // Event is a stored security or operational event. Fields mirrors the JSON
@@ -144,6 +175,11 @@ type Store interface {
 	SaveLock(ctx context.Context, l Lock) error
 	DeleteLock(ctx context.Context, account string) error // ErrNotFound if absent
 	ListLocks(ctx context.Context, now time.Time) ([]Lock, error)
+	// Trunks, whole rows; SaveTrunk upserts by name.
+	SaveTrunk(ctx context.Context, t Trunk) error
+	DeleteTrunk(ctx context.Context, name string) error // ErrNotFound if absent
+	ListTrunks(ctx context.Context) ([]Trunk, error)
+
 	// GuardVersion changes whenever any process commits a change to bans
 	// or locks.
 	GuardVersion(ctx context.Context) (int64, error)

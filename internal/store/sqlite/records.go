@@ -9,7 +9,8 @@ import (
 )
 
 const callRecordCols = `id, from_party, to_party, source, started_at, answered_at, ended_at,
-	disposition, cause, caller_media, callee_media, media_in_clear`
+	disposition, cause, caller_media, callee_media, media_in_clear,
+	e164, country, class, estimated_cost, trunk, fraud`
 
 // InsertCallRecords inserts rs atomically: a duplicate ID fails the whole
 // batch with store.ErrExists.
@@ -28,7 +29,7 @@ func (d *DB) InsertCallRecords(ctx context.Context, rs []store.CallRecord) error
 	}
 	defer tx.Rollback()
 	ins, err := tx.PrepareContext(ctx,
-		`INSERT INTO call_records (`+callRecordCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		`INSERT INTO call_records (`+callRecordCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("insert call records: prepare: %w", err)
 	}
@@ -36,7 +37,8 @@ func (d *DB) InsertCallRecords(ctx context.Context, rs []store.CallRecord) error
 	for _, r := range rs {
 		_, err := ins.ExecContext(ctx, r.ID, r.From, r.To, addrText(r.Source),
 			nanos(r.StartedAt), nanos(r.AnsweredAt), nanos(r.EndedAt),
-			r.Disposition, r.Cause, r.CallerMedia, r.CalleeMedia, r.MediaInClear)
+			r.Disposition, r.Cause, r.CallerMedia, r.CalleeMedia, r.MediaInClear,
+			r.E164, r.Country, r.Class, r.EstimatedCost, r.Trunk, r.Fraud)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("insert call record %s: %w", r.ID, store.ErrExists)
 		}
@@ -70,7 +72,8 @@ func (d *DB) ListCallRecords(ctx context.Context, limit int) ([]store.CallRecord
 			started, answered, ended int64
 		)
 		if err := rows.Scan(&r.ID, &r.From, &r.To, &src, &started, &answered, &ended,
-			&r.Disposition, &r.Cause, &r.CallerMedia, &r.CalleeMedia, &r.MediaInClear); err != nil {
+			&r.Disposition, &r.Cause, &r.CallerMedia, &r.CalleeMedia, &r.MediaInClear,
+			&r.E164, &r.Country, &r.Class, &r.EstimatedCost, &r.Trunk, &r.Fraud); err != nil {
 			return nil, fmt.Errorf("list call records: %w", err)
 		}
 		if r.Source, err = parseAddr(src); err != nil {

@@ -187,7 +187,6 @@ func TestSIPViciousAttack(t *testing.T) {
 	callee.waitRequest(5*time.Second, "ACK")
 	c.bye()
 	callee.respond(callee.waitRequest(5*time.Second, "BYE"), 200, "OK", "", "")
-	agent.waitFinal(5*time.Second, "BYE")
 
 	m := metricsText(t, maddr)
 	t.Logf("guard decisions:\n%s", metricLines(m, "veilig_guard_decisions_total"))

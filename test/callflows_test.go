@@ -267,3 +267,53 @@ func toString(v any) string {
 	}
 	return fmt.Sprint(v)
 }
+
+// TestLateOfferAckRace (SERVER BUG while it fails): 30 late-offer calls in
+// a row where the caller ACKs the 200 at once, as a phone on a fast link
+// does. Every ACK must reach the callee (carrying the SDP answer).
+// sipedge.ServerTx.Respond sends the 2xx and only then (deferred)
+// registers the transaction in the ACK table (txs.awaitAck); an ACK read
+// in between finds nothing in Edge.ack/takeAck and is dropped silently,
+// so the callee never gets its ACK and, 32 s later, Veilig hangs up with
+// "caller never acknowledged the answer". The test also checks that the
+// requests Veilig sends carry a single Content-Length header (RFC 3261
+// 7.3.1; Veilig's own sanity check answers 400 "Duplicate Content-Length").
+func TestLateOfferAckRace(t *testing.T) {
+	_, a, b := setupCall(t, "127.0.0.45", "127.0.0.46")
+	const calls = 30
+	lost := 0
+	dupCL := map[string]bool{}
+	for i := range calls {
+		c := a.invite("1002", "")
+		in := b.acceptInvite(5 * time.Second)
+		if n := len(in.invite.all("Content-Length")); n > 1 {
+			dupCL["INVITE"] = true
+		}
+		in.reply(200, "OK", srtpOffer(b.ip, "sendrecv"))
+		res := c.waitAnswer(5 * time.Second)
+		requireStatus(t, fmt.Sprintf("call %d", i), res, 200)
+		c.ack(answerTo(res.body, a.ip, "sendrecv"))
+		m, err := b.next(2 * time.Second)
+		switch {
+		case err != nil:
+			lost++
+			t.Logf("call %d (%s): the callee got no ACK within 2 s", i, c.callID)
+		case !strings.HasPrefix(m.start, "ACK "):
+			t.Fatalf("call %d: callee got %q, want the ACK\n%s", i, m.start, m.raw)
+		default:
+			requireSRTPBody(t, "late-offer ACK at the callee", m.body)
+		}
+		c.bye()
+		bye := b.waitRequest(5*time.Second, "BYE")
+		if len(bye.all("Content-Length")) > 1 {
+			dupCL["BYE"] = true
+		}
+		b.respond(bye, 200, "OK", "", "")
+	}
+	if lost > 0 {
+		t.Errorf("SERVER BUG: %d of %d late-offer ACKs never reached the callee (ACK raced the 2xx's registration in the ACK table)", lost, calls)
+	}
+	for method := range dupCL {
+		t.Errorf("SERVER BUG: Veilig sent %s with more than one Content-Length header", method)
+	}
+}

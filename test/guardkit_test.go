@@ -159,7 +159,7 @@ func optionsMsg(transport, domain string) string {
 // statusOf returns the status code of a raw response (0 for none).
 func statusOf(raw string) int {
 	f := strings.Fields(firstLine(raw))
-	if len(f) < 2 || !strings.HasPrefix(f[0], "SIP/2.0") {
+	if len(f) < 2 || !strings.HasPrefix(f[0], "SIP/") {
 		return 0
 	}
 	n, _ := strconv.Atoi(f[1])

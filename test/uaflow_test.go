@@ -592,14 +592,24 @@ func requireRefusedEvent(t *testing.T, srv *server, callID, rule, code string) e
 // (unlabelled series only, which is all the gauges checked here).
 func scrapeMetrics(t *testing.T, addr string) map[string]float64 {
 	t.Helper()
-	cl := &http.Client{Timeout: 5 * time.Second}
-	res, err := cl.Get("http://" + addr + "/metrics")
+	m, err := tryScrapeMetrics(addr)
 	if err != nil {
 		t.Fatalf("GET metrics: %v", err)
 	}
+	return m
+}
+
+// tryScrapeMetrics is scrapeMetrics returning the error (the endpoint
+// starts listening just after "Veilig is ready").
+func tryScrapeMetrics(addr string) (map[string]float64, error) {
+	cl := &http.Client{Timeout: 5 * time.Second}
+	res, err := cl.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
 	defer res.Body.Close()
 	if res.StatusCode != 200 {
-		t.Fatalf("GET metrics: %s", res.Status)
+		return nil, fmt.Errorf("GET metrics: %s", res.Status)
 	}
 	out := map[string]float64{}
 	sc := bufio.NewScanner(res.Body)
@@ -617,7 +627,7 @@ func scrapeMetrics(t *testing.T, addr string) map[string]float64 {
 			out[f[0]] = v
 		}
 	}
-	return out
+	return out, sc.Err()
 }
 
 // ---------------------------------------------------------------- server variants

@@ -237,7 +237,15 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	run("accounts", func(ctx context.Context) error { dir.Watch(ctx, 250*time.Millisecond); return nil })
 	if cfg.Metrics.Listen != "" {
 		reg := newRegistry(edge, calls, reg, bus, grd)
-		run("metrics", func(ctx context.Context) error { return serveMetrics(ctx, cfg.Metrics.Listen, reg, log) })
+		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			stop()
+			wg.Wait()
+			bgCancel()
+			bg.Wait()
+			return fmt.Errorf("metrics listen %s: %w", cfg.Metrics.Listen, err)
+		}
+		run("metrics", func(ctx context.Context) error { return serveMetrics(ctx, ln, reg, log) })
 		fmt.Fprintf(out, "metrics: http://%s/metrics\n", cfg.Metrics.Listen)
 	}
 	if cfg.TLS.CertFile != "" {

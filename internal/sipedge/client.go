@@ -62,9 +62,7 @@ func (e *Edge) Send(conn Conn, req *sip.Request, onResp ResponseFunc) (*ClientTx
 		req.AppendHeader(&mf)
 	}
 	if req.ContentLength() == nil {
-		req.SetBody(nil)
-		cl := sip.ContentLengthHeader(0)
-		req.AppendHeader(&cl)
+		req.SetBody(req.Body()) // adds the one Content-Length
 	}
 	tx := &ClientTx{
 		key:    branch + "|" + string(req.Method),
@@ -365,8 +363,7 @@ func (e *Edge) SendACK(conn Conn, ack *sip.Request) ([]byte, error) {
 		ack.AppendHeader(&mf)
 	}
 	if ack.ContentLength() == nil {
-		cl := sip.ContentLengthHeader(len(ack.Body()))
-		ack.AppendHeader(&cl)
+		ack.SetBody(ack.Body())
 	}
 	raw := encode(ack)
 	return raw, conn.Send(raw)

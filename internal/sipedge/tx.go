@@ -111,6 +111,7 @@ func (tx *ServerTx) Respond(res *sip.Response) error {
 	}
 	markReceived(res, tx.conn.Peer())
 	raw := encode(res)
+	accepted := false
 	tx.mu.Lock()
 	if tx.state != stProceeding {
 		tx.mu.Unlock()
@@ -132,13 +133,18 @@ func (tx *ServerTx) Respond(res *sip.Response) error {
 		tx.state = stAccepted
 		tx.expires = now.Add(TimerB)
 		tx.startRetrans(now)
-		defer tx.edge.txs.awaitAck(tx.ackKey, tx)
+		accepted = true
 	default:
 		tx.state = stCompleted
 		tx.expires = now.Add(TimerB)
 		tx.startRetrans(now)
 	}
 	tx.mu.Unlock()
+	if accepted {
+		// Ready for the ACK before the 2xx leaves: a fast peer's ACK
+		// must not find nothing waiting for it.
+		tx.edge.txs.awaitAck(tx.ackKey, tx)
+	}
 	err := tx.conn.Send(raw)
 	if err != nil {
 		tx.edge.metrics.sendErrors.Add(1)
@@ -245,7 +251,12 @@ func (tx *ServerTx) ackNon2xx() {
 		if tx.retrans != nil {
 			tx.retrans.Stop()
 		}
-		tx.expires = time.Now().Add(T4)
+		// Timer I: T4 on UDP to absorb ACK retransmissions, none on
+		// reliable transports.
+		tx.expires = time.Now()
+		if !tx.conn.Reliable() {
+			tx.expires = tx.expires.Add(T4)
+		}
 	}
 	tx.mu.Unlock()
 }

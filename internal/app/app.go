@@ -29,6 +29,7 @@ import (
 	"github.com/veilig/veilig/internal/registrar"
 	"github.com/veilig/veilig/internal/sipedge"
 	"github.com/veilig/veilig/internal/sipedge/sanity"
+	"github.com/veilig/veilig/internal/store"
 	"github.com/veilig/veilig/internal/store/sqlite"
 	"github.com/veilig/veilig/internal/tlsconf"
 	"github.com/veilig/veilig/internal/tollfraud"
@@ -128,6 +129,12 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	}
 	sanityOpts := sanity.DefaultOptions()
 	sanityOpts.MaxMessageSize = cfg.SIP.MaxMessageSize
+
+	// Bans and locks in force, and the devices that registered before a
+	// restart, are known before the first packet: a reconnect storm after
+	// an outage is the agents coming back, not an attack.
+	grd.sync(ctx, time.Now())
+	reg.Each(func(b store.Binding) { grd.known(b.Source.Addr(), b.Number) })
 
 	var calls *call.Manager
 	relay, err := newRelay(cfg, func(ev media.Event) {

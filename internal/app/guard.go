@@ -207,6 +207,11 @@ func (g *guard) Gate(peer netip.AddrPort, user string) (bool, string) {
 	return true, ""
 }
 
+// known records a device that authenticated before (a restored binding).
+func (g *guard) known(src netip.Addr, account string) {
+	_ = g.eng.Observe(policy.AuthSuccess{Source: src, Account: account}, time.Now())
+}
+
 // Observe feeds digest outcomes to the engine.
 func (g *guard) Observe(peer netip.AddrPort, user string, ok bool, reason string) {
 	now := time.Now()
@@ -234,9 +239,6 @@ func (g *guard) apply(acts []policy.Action) {
 // deferred alerts and picks up bans and unlocks made by other processes
 // (the CLI), until ctx ends.
 func (g *guard) Run(ctx context.Context) error {
-	if err := g.load(ctx); err != nil {
-		return err
-	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var version int64
@@ -292,12 +294,6 @@ func (g *guard) persist(ctx context.Context, acts []policy.Action) {
 			g.ev.Emit(e)
 		}
 	}
-}
-
-// load restores persisted bans and locks at start.
-func (g *guard) load(ctx context.Context) error {
-	g.sync(ctx, time.Now())
-	return nil
 }
 
 // sync makes the engine's bans and locks match the store: entries made or

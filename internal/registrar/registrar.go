@@ -88,6 +88,20 @@ func (r *Registrar) Lookup(number string, now time.Time) []store.Binding {
 	return out
 }
 
+// Each calls f for every live binding (for seeding state at start).
+func (r *Registrar) Each(f func(store.Binding)) {
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.RLock()
+		for _, bs := range s.m {
+			for _, b := range bs {
+				f(b)
+			}
+		}
+		s.mu.RUnlock()
+	}
+}
+
 // Count reports live bindings.
 func (r *Registrar) Count() (n int) {
 	for i := range r.shards {

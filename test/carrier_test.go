@@ -408,23 +408,6 @@ func waitTrunkRecord(t *testing.T, srv *server, d time.Duration, callID string) 
 	return trunkRecord{}
 }
 
-// serverLogLines returns the server's output lines containing any of subs.
-func serverLogLines(srv *server, subs ...string) string {
-	var out []string
-	for _, l := range strings.Split(srv.proc.Output(), "\n") {
-		for _, s := range subs {
-			if strings.Contains(l, s) {
-				out = append(out, l)
-				break
-			}
-		}
-	}
-	if len(out) > 40 {
-		out = out[len(out)-40:]
-	}
-	return strings.Join(out, "\n")
-}
-
 // checkAgainstLog compares the outbound fields of a record from `veilig
 // calls --json` with the same record in events.jsonl (the call.record
 // line). Fields the log has but the CLI omits are an error (the CLI must

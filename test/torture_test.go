@@ -193,7 +193,9 @@ func TestTortureOverUDPAndTLS(t *testing.T) {
 	if srv.proc.Exited() || strings.Contains(srv.proc.Output(), "panic") {
 		t.Errorf("server exited or logged a panic:\n%s", tail(srv.proc.Output(), 40))
 	}
-	t.Logf("sanity decisions:\n%s", metricLines(m, "veilig_guard_decisions_total"))
+	t.Logf("edge counters: malformed %v, dropped %v, rejected %v, panics %v",
+		metricSum(m, "veilig_sip_malformed_total"), metricSum(m, "veilig_sip_dropped_total"),
+		metricSum(m, "veilig_sip_rejected_total"), metricSum(m, "veilig_sip_panics_total"))
 }
 
 var reBranch = regexp.MustCompile(`branch=z9hG4bK[^;\s,]`)

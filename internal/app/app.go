@@ -82,6 +82,11 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		// collecting less often buys throughput for modest memory.
 		debug.SetGCPercent(400)
 	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// ...but a burst must not leave hundreds of MiB of garbage
+		// waiting: near this soft limit the collector works harder.
+		debug.SetMemoryLimit(256 << 20)
+	}
 
 	for _, w := range cfg.Warnings() {
 		log.Warn("insecure setting", "warning", w)

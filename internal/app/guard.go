@@ -36,6 +36,12 @@ type guard struct {
 
 	mu   sync.Mutex
 	seen map[string]time.Time // decision-event dedupe: stage|rule|source
+
+	// stored remembers the bans and locks known to be in the store (saved
+	// by Run or loaded from it), so one missing there was lifted by the
+	// CLI and must be lifted here too. Only Run's goroutine uses them.
+	storedBans  map[netip.Addr]bool
+	storedLocks map[string]bool
 }
 
 func policyConfig(cfg *config.Config) (policy.Config, error) {
@@ -69,7 +75,8 @@ func newGuard(cfg *config.Config, st store.Store, ev events.Emitter, dir *accoun
 			Name: "veilig_guard_decisions_total",
 			Help: "Requests, connections and datagrams the guard did not simply allow, by stage, rule and verdict.",
 		}, []string{"stage", "rule", "verdict"}),
-		seen: make(map[string]time.Time),
+		seen:       make(map[string]time.Time),
+		storedBans: make(map[netip.Addr]bool), storedLocks: make(map[string]bool),
 	}, nil
 }
 
@@ -284,10 +291,14 @@ func (g *guard) persist(ctx context.Context, acts []policy.Action) {
 			}
 			if err := g.st.SaveBan(ctx, store.Ban{Addr: b.Addr, Rule: b.Rule, Reason: b.Reason, Cause: b.Cause, Start: b.Start, End: b.End, Level: b.Level}); err != nil {
 				g.log.Error("persist ban", "addr", a.Addr, "err", err)
+			} else {
+				g.storedBans[b.Addr] = true
 			}
 		case policy.LockAccount:
 			if err := g.st.SaveLock(ctx, store.Lock{Account: a.Account, Until: a.Until, Level: a.Level, Reason: a.Reason}); err != nil {
 				g.log.Error("persist lock", "account", a.Account, "err", err)
+			} else {
+				g.storedLocks[a.Account] = true
 			}
 		case policy.Alert:
 			e := events.Event{Type: a.Type, Severity: events.Alert, Source: a.Source, Account: a.Account, Message: a.Message, Fields: a.Fields}
@@ -298,7 +309,8 @@ func (g *guard) persist(ctx context.Context, acts []policy.Action) {
 
 // sync makes the engine's bans and locks match the store: entries made or
 // lifted by the CLI take effect here. A ban the engine made moments ago
-// may not be in the store yet, so only older ones are lifted.
+// may not be in the store yet: one is lifted only when it was known to be
+// stored (so someone removed it) or is older than a few seconds.
 func (g *guard) sync(ctx context.Context, now time.Time) {
 	bans, err := g.st.ListBans(ctx, now)
 	if err != nil {
@@ -312,9 +324,13 @@ func (g *guard) sync(ctx context.Context, now time.Time) {
 		restore = append(restore, ipban.Ban{Addr: b.Addr, Rule: b.Rule, Reason: b.Reason, Cause: b.Cause, Start: b.Start, End: b.End, Level: b.Level})
 	}
 	for _, b := range g.eng.IPBan().Bans(now) {
-		if !inStore[b.Addr] && now.Sub(b.Start) > 5*time.Second {
+		if !inStore[b.Addr] && (g.storedBans[b.Addr] || now.Sub(b.Start) > 5*time.Second) {
 			g.eng.Unban(b.Addr, now)
+			delete(g.storedBans, b.Addr)
 		}
+	}
+	for a := range inStore {
+		g.storedBans[a] = true
 	}
 	g.eng.IPBan().Restore(restore)
 
@@ -330,9 +346,13 @@ func (g *guard) sync(ctx context.Context, now time.Time) {
 		rl = append(rl, lockout.Lock{Account: l.Account, Until: l.Until, Level: l.Level, Reason: l.Reason})
 	}
 	for _, l := range g.eng.Lockout().Locks(now) {
-		if !lockedInStore[l.Account] && now.Sub(l.Since) > 5*time.Second {
+		if !lockedInStore[l.Account] && (g.storedLocks[l.Account] || now.Sub(l.Since) > 5*time.Second) {
 			g.eng.Unlock(l.Account, now)
+			delete(g.storedLocks, l.Account)
 		}
+	}
+	for a := range lockedInStore {
+		g.storedLocks[a] = true
 	}
 	g.eng.Lockout().Restore(rl)
 }

@@ -11,6 +11,10 @@
 #   auth.insecure_md5_first                 sipp 3.6.1 reads only the first
 #                                           challenge and cannot do SHA-256
 #   sip.insecure_sdes_over_plain_transport  call-udp sends SDES keys over UDP
+# and one that states what the load is:
+#   guard.trusted_sources=127.0.0.1/32      one sipp stands in for thousands of
+#                                           devices; without it the per-source
+#                                           rate limits (rightly) throttle it
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -28,7 +32,7 @@ fi
 export VBENCH_BIN=$bin
 SERVER=veilig \
 SERVER_SETUP_CMD='"$VBENCH_BIN" ext import "$USERS_FILE" --data-dir "$BENCH_WORK/veilig-data" --set sip.domain="$SIP_DOMAIN"' \
-SERVER_CMD='"$VBENCH_BIN" serve --data-dir "$BENCH_WORK/veilig-data" --sip-domain "$SIP_DOMAIN" --sip-udp 127.0.0.1:$UDP_PORT --sip-tls 127.0.0.1:$TLS_PORT --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY" --set auth.insecure_md5_first=true --set sip.insecure_sdes_over_plain_transport=true --set log.level=warn' \
+SERVER_CMD='"$VBENCH_BIN" serve --data-dir "$BENCH_WORK/veilig-data" --sip-domain "$SIP_DOMAIN" --sip-udp 127.0.0.1:$UDP_PORT --sip-tls 127.0.0.1:$TLS_PORT --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY" --set auth.insecure_md5_first=true --set sip.insecure_sdes_over_plain_transport=true --set guard.trusted_sources=127.0.0.1/32 --set log.level=warn' \
 UDP_PORT=${UDP_PORT:-25060} TLS_PORT=${TLS_PORT:-25061} OUT_DIR=$out/veilig \
 bash "$harness"
 echo "results: $out"

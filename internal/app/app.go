@@ -85,7 +85,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// ...but a burst must not leave hundreds of MiB of garbage
 		// waiting: near this soft limit the collector works harder.
-		debug.SetMemoryLimit(256 << 20)
+		debug.SetMemoryLimit(1 << 30)
 	}
 
 	for _, w := range cfg.Warnings() {
@@ -153,26 +153,24 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	mux := sipedge.NewMux()
 	mux.Handle(sip.REGISTER, reg)
 	mux.Fallback(sipedge.HandlerFunc(func(ctx context.Context, r *sipedge.Request) error { return calls.ServeSIP(ctx, r) }))
-	chain := sipedge.Chain(mux,
-		sipedge.AuthGate(sipedge.AuthOptions{
-			Realm: cfg.SIP.Domain, AllowMD5: cfg.Auth.AllowMD5, MD5First: cfg.Auth.InsecureMD5First,
-			MD5Only: append([]string(nil), cfg.Auth.MD5OnlyUserAgents...),
-			Nonces:  nonces, Key: key.Derive("sip-auth"), Accounts: dir, Events: bus,
-			Observe: grd.Observe, Gate: grd.Gate,
-			Trusted: func(c sipedge.Conn) (string, bool) {
-				if t, ok := trunks.FromTrunk(c); ok {
-					return "trunk:" + t.Name(), true
-				}
-				return "", false
-			},
-		}),
-	)
+	authStage := sipedge.AuthGate(sipedge.AuthOptions{
+		Realm: cfg.SIP.Domain, AllowMD5: cfg.Auth.AllowMD5, MD5First: cfg.Auth.InsecureMD5First,
+		MD5Only: append([]string(nil), cfg.Auth.MD5OnlyUserAgents...),
+		Nonces:  nonces, Key: key.Derive("sip-auth"), Accounts: dir, Events: bus,
+		Observe: grd.Observe, Gate: grd.Gate,
+		Trusted: func(c sipedge.Conn) (string, bool) {
+			if t, ok := trunks.FromTrunk(c); ok {
+				return "trunk:" + t.Name(), true
+			}
+			return "", false
+		},
+	})
 	edge, err := sipedge.New(sipedge.Options{
 		TLSListen: cfg.SIP.TLSListen, TCPListen: cfg.SIP.TCPListen, UDPListen: cfg.SIP.UDPListen,
 		TLSConfig: tm.ServerConfig(), AdvertiseHost: cfg.SIP.AdvertiseHost, UserAgent: cfg.SIP.UserAgent,
 		IdleTimeout: cfg.SIP.IdleTimeout, MaxMessageSize: cfg.SIP.MaxMessageSize,
 		UDPWorkers: cfg.SIP.UDPWorkerCount(), UDPReadBuffer: cfg.SIP.UDPReadBuffer,
-		Handler: chain, Logger: log.With("component", "sip"), Guard: grd,
+		Handler: mux, Auth: authStage, Logger: log.With("component", "sip"), Guard: grd,
 		Sanity: func(raw []byte, r *sip.Request) (int, string, bool) {
 			res := sanity.Check(raw, r, sanityOpts)
 			if res.OK {

@@ -213,8 +213,11 @@ func (c *Call) onForkResponse(f *fork, res *sip.Response) {
 			body = nil
 		}
 		if len(body) > 0 {
-			var err error
-			if _, err = CheckSRTP(body, true); err == nil {
+			_, err := CheckSRTP(body, true)
+			if err != nil && f.trunk != nil && f.trunk.PlainMedia() && isPlainRTP(body) {
+				err = nil
+			}
+			if err == nil {
 				body, err = c.answer(f.leg, body)
 			}
 			if err != nil {
@@ -288,6 +291,11 @@ func (c *Call) onFork2xx(f *fork, res *sip.Response) {
 	f.done, f.won = true, true
 	body := res.Body()
 	med, err := CheckSRTP(body, !c.lateOffer)
+	if err != nil && f.trunk != nil && f.trunk.PlainMedia() && isPlainRTP(body) {
+		// A carrier marked media: rtp answers in the clear on its own
+		// leg; the relay keeps SRTP towards the agent.
+		err = nil
+	}
 	if err == nil && len(body) > 0 {
 		if c.lateOffer {
 			body, err = c.offer(l, body)

@@ -49,12 +49,20 @@ func runCalls(ctx context.Context, e env, args []string) error {
 			CallerMedia  string     `json:"caller_media"`
 			CalleeMedia  string     `json:"callee_media"`
 			MediaInClear bool       `json:"media_in_clear"`
+
+			E164          string  `json:"e164,omitempty"`
+			Country       string  `json:"country,omitempty"`
+			Class         string  `json:"class,omitempty"`
+			EstimatedCost float64 `json:"estimated_cost,omitempty"`
+			Trunk         string  `json:"trunk,omitempty"`
+			Fraud         string  `json:"fraud,omitempty"`
 		}
 		out := make([]rec, 0, len(rs))
 		for _, r := range rs {
 			x := rec{ID: r.ID, From: r.From, To: r.To, StartedAt: r.StartedAt, EndedAt: r.EndedAt,
 				Disposition: r.Disposition, Cause: r.Cause, CallerMedia: r.CallerMedia, CalleeMedia: r.CalleeMedia,
-				MediaInClear: r.MediaInClear}
+				MediaInClear: r.MediaInClear, E164: r.E164, Country: r.Country, Class: r.Class,
+				EstimatedCost: r.EstimatedCost, Trunk: r.Trunk, Fraud: r.Fraud}
 			if r.Source.IsValid() {
 				x.Source = r.Source.String()
 			}

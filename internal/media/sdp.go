@@ -294,7 +294,12 @@ func (s *Session) offerCrypto(y *Leg) ([]Crypto, string, error) {
 	sh.mu.Lock()
 	allowPlain := y.allowPlain
 	if allowPlain {
-		proto = "RTP/AVP"
+		// A plain leg gets no keys at all: RTP/AVP with a=crypto lines
+		// would hand keys to a peer that will not use them, over
+		// signalling that may be unencrypted.
+		sh.mu.Unlock()
+		y.clearOffered()
+		return nil, "RTP/AVP", nil
 	}
 	if y.tx != nil {
 		c := clone(y.local)

@@ -235,7 +235,13 @@ func (g *authGate) challenge(r *Request, code int, stale bool) {
 		reason, hdr = "Unauthorized", "WWW-Authenticate"
 	}
 	res := sip.NewResponseFromRequest(r.Request, code, reason, nil)
-	r.Tx.SetToTag(g.challengeTag(r.Request))
+	tag := g.challengeTag(r.Request)
+	if r.Tx != nil {
+		r.Tx.SetToTag(tag)
+	} else if to := res.To(); to != nil {
+		to.Params.Remove("tag")
+		to.Params.Add("tag", tag)
+	}
 	now := g.o.Now()
 	nonce := g.o.Nonces.Issue(now, r.Peer().Addr().String())
 	for _, a := range g.offer(r) {
@@ -245,7 +251,7 @@ func (g *authGate) challenge(r *Request, code int, stale bool) {
 		res.AppendHeader(sip.NewHeader(hdr, auth.Challenge(g.o.Realm, nonce, g.opaque, a, stale)))
 	}
 	res.AppendHeader(sip.NewHeader("Server", r.edge.opts.UserAgent))
-	_ = r.Tx.Respond(res)
+	_ = r.Send(res)
 }
 
 var (

@@ -10,22 +10,29 @@ import (
 
 // stages is the guard chain, outermost first: the one place that says in
 // which order every request is checked. Each stage either passes the
-// request on, answers it (statelessly: no transaction exists yet), or drops
-// it silently. Nothing before the transaction stage keeps state for a
-// request, so a banned, flooding or scanning source costs a lookup and
-// nothing more. After the chain comes Options.Handler, which the app builds
-// from the lockout gate and digest auth (AuthGate) and the method routes.
+// request on, answers it, or drops it silently. Nothing before the
+// transaction stage keeps state for a request: a banned, flooding or
+// scanning source costs a lookup and nothing more, and an unauthenticated
+// request is challenged statelessly, so a flood of them creates no
+// transaction at all. Options.Auth (the lockout gate and digest auth, built
+// by the app) runs between matching an existing transaction (so a
+// retransmission is absorbed, not re-authenticated) and creating one; after
+// the chain come the method routes (Options.Handler).
 //
 // Connections and datagrams meet the same policy earlier still: a banned
 // or over-budget source is refused before a TLS handshake or before a
 // datagram is parsed (Guard.Admit in listen.go).
 func (e *Edge) stages() []Middleware {
-	return []Middleware{
-		e.recoverStage,     // a panic in one request is counted, never fatal
-		e.sanityStage,      // malformed: 400, or dropped when unanswerable
-		e.guardStage,       // bans, allowlists, rate limits, scanners
-		e.transactionStage, // retransmissions, ACK, CANCEL; a transaction for the rest
+	stages := []Middleware{
+		e.recoverStage, // a panic in one request is counted, never fatal
+		e.sanityStage,  // malformed: 400, or dropped when unanswerable
+		e.guardStage,   // bans, allowlists, rate limits, scanners
+		e.matchStage,   // retransmissions, ACK and CANCEL meet their transaction
 	}
+	if e.opts.Auth != nil {
+		stages = append(stages, e.opts.Auth) // lockout gate, digest (stateless challenges)
+	}
+	return append(stages, e.transactionStage) // a transaction for what is left
 }
 
 // Verdict is what the guard decides about one request.
@@ -117,10 +124,10 @@ func (e *Edge) guardStage(next Handler) Handler {
 	})
 }
 
-// transactionStage matches a request to its transaction (RFC 3261 17.2.3):
-// a retransmission is answered with the last response, an ACK or CANCEL
-// reaches its INVITE, and anything new gets a transaction and goes on.
-func (e *Edge) transactionStage(next Handler) Handler {
+// matchStage matches a request to its transaction (RFC 3261 17.2.3): a
+// retransmission is answered with the last response, an ACK or CANCEL
+// reaches its INVITE. It creates nothing.
+func (e *Edge) matchStage(next Handler) Handler {
 	return HandlerFunc(func(ctx context.Context, r *Request) error {
 		req, c := r.Request, r.Conn
 		switch req.Method {
@@ -137,6 +144,22 @@ func (e *Edge) transactionStage(next Handler) Handler {
 			tx.cancel()
 			return nil
 		}
+		if tx, _ := e.txs.serverTx(serverKey(req, string(req.Method)), nil); tx != nil {
+			if tx.conn.Peer().Addr() == c.Peer().Addr() {
+				tx.retransmitted()
+			}
+			return nil
+		}
+		return next.ServeSIP(ctx, r)
+	})
+}
+
+// transactionStage gives an authenticated (or in-dialog) request its
+// server transaction. Two copies of one request racing through the auth
+// stage meet here: the second is treated as a retransmission.
+func (e *Edge) transactionStage(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, r *Request) error {
+		req, c := r.Request, r.Conn
 		key := serverKey(req, string(req.Method))
 		tx, created := e.txs.serverTx(key, func() *ServerTx {
 			tx := &ServerTx{key: key, edge: e, conn: c, req: req, invite: req.Method == sip.INVITE}

@@ -40,7 +40,10 @@ type Options struct {
 	Guard Guard
 	// Sanity, when set, is the strict sanity check run on every request
 	// after the basic one (RFC 4475 rules the parser lets through).
-	Sanity  func(raw []byte, r *sip.Request) (code int, reason string, drop bool)
+	Sanity func(raw []byte, r *sip.Request) (code int, reason string, drop bool)
+	// Auth is the authentication stage, run before a transaction exists
+	// (see stages in chain.go); it answers challenges with r.Send.
+	Auth    Middleware
 	Handler Handler
 	Logger  *slog.Logger
 }

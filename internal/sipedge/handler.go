@@ -43,6 +43,12 @@ func (r *Request) Respond(code int, reason string, hdrs ...sip.Header) error {
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
+	return r.Send(res)
+}
+
+// Send sends a response: through the transaction once there is one, else
+// statelessly to the request's own connection or socket source.
+func (r *Request) Send(res *sip.Response) error {
 	if r.Tx == nil {
 		markReceived(res, r.Conn.Peer())
 		return send(r.Conn, res)

@@ -248,19 +248,18 @@ func (e *Edge) newStreamConn(nc net.Conn, transport string, peer netip.AddrPort)
 	return sc
 }
 
-// readLoop parses and handles messages until the connection ends or stays
-// silent for idle.
+// readLoop frames, parses and handles messages until the connection ends
+// or stays silent for idle.
 func (e *Edge) readLoop(ctx context.Context, sc *streamConn, idle time.Duration) {
 	nc := sc.c
-	stream := e.parser.NewSIPStream()
-	defer stream.Close()
+	fr := framer{max: e.opts.MaxMessageSize}
 	buf := make([]byte, 16384)
 	for {
 		_ = nc.SetReadDeadline(time.Now().Add(idle))
 		n, err := nc.Read(buf)
 		if n > 0 {
 			sc.lastRead.Store(time.Now().Unix())
-			if !e.consume(ctx, sc, stream, buf[:n]) {
+			if !e.consume(ctx, sc, &fr, buf[:n]) {
 				return
 			}
 		}
@@ -273,57 +272,48 @@ func (e *Edge) readLoop(ctx context.Context, sc *streamConn, idle time.Duration)
 	}
 }
 
-// consume feeds bytes to the stream parser and handles every complete
-// message. It returns false when the connection must be closed (framing
-// lost or a message too large to skip).
-func (e *Edge) consume(ctx context.Context, sc *streamConn, stream *sip.ParserStream, data []byte) bool {
+// consume handles every whole message the new bytes complete. It returns
+// false when the connection must be closed (framing lost, a message too
+// large, or the source banned).
+func (e *Edge) consume(ctx context.Context, sc *streamConn, fr *framer, data []byte) bool {
 	// RFC 5626 double-CRLF ping between messages: answer with a CRLF pong.
-	if stream.Buffer().Len() == 0 && isKeepAlive(data) {
+	if len(fr.buf) == 0 && isKeepAlive(data) {
 		if len(data) >= 4 {
 			_ = sc.Send([]byte("\r\n"))
 		}
 		return true
 	}
-	_, _ = stream.Write(data)
+	fr.push(data)
+	defer fr.compact()
 	for {
-		// Skip CRLFs that sit between messages (keep-alives).
-		buf := stream.Buffer()
-		for buf.Len() > 0 && (buf.Bytes()[0] == '\r' || buf.Bytes()[0] == '\n') {
-			_ = buf.Next(1)
-		}
-		if buf.Len() == 0 {
-			return true
-		}
-		pre := buf.Bytes()
-		msg, n, err := stream.ParseNext()
+		raw, err := fr.next()
 		switch {
-		case err == nil:
-			if n > len(pre) {
-				n = len(pre)
-			}
-			if e.opts.Guard != nil && !e.opts.Guard.Admit(sc.peer.Addr(), sc.transport, false) {
-				// A source banned or over its budget mid-connection.
-				e.metrics.dropped.Add(1)
-				if e.opts.Guard.Banned(sc.peer.Addr()) {
-					return false
-				}
-				continue
-			}
-			e.dispatch(ctx, sc, msg, pre[:n])
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return true
-		case errors.Is(err, sip.ErrMessageTooLarge):
+		case errors.Is(err, errFrameTooLarge):
 			e.metrics.oversized.Add(1)
 			return false
-		default:
+		case err != nil:
 			e.metrics.malformed.Add(1)
-			if msg != nil {
-				if req, ok := msg.(*sip.Request); ok {
-					e.badRequest(sc, req, "Malformed message")
-				}
-			}
-			// Framing is lost: nothing after this point can be trusted.
 			return false
+		case raw == nil:
+			return true
 		}
+		if e.opts.Guard != nil && !e.opts.Guard.Admit(sc.peer.Addr(), sc.transport, false) {
+			// A source banned or over its budget mid-connection.
+			e.metrics.dropped.Add(1)
+			if e.opts.Guard.Banned(sc.peer.Addr()) {
+				return false
+			}
+			continue
+		}
+		msg, err := e.parser.ParseSIP(raw)
+		if err != nil {
+			e.metrics.malformed.Add(1)
+			if req, ok := msg.(*sip.Request); ok {
+				req.SetSource(sc.peer.String())
+				e.badRequest(sc, req, "Malformed message")
+			}
+			continue
+		}
+		e.dispatch(ctx, sc, msg, raw)
 	}
 }

@@ -180,11 +180,11 @@ func (g *Guard) tripSpend(p *party, isExt bool, ext, trunk string, now time.Time
 	p.tripDay = lt.day
 	if !isExt {
 		return []events.Event{event(now, EventBudgetReached, events.Alert, "",
-			"daily budget of trunk "+trunk+" reached", "trunk", trunk, "spent", ftoa(p.spent))}
+			"daily budget of trunk "+trunk+" reached", "trunk", trunk, "spent", ftoa(p.spentNow(now, lt)))}
 	}
 	return []events.Event{
 		event(now, EventBudgetReached, events.Alert, ext, "daily budget of extension "+ext+" reached",
-			"spent", ftoa(p.spent)),
+			"spent", ftoa(p.spentNow(now, lt))),
 		g.trip(p, ext, "daily budget reached", now),
 	}
 }

@@ -194,6 +194,11 @@ type Manager struct {
 	ev   events.Emitter
 	log  *slog.Logger
 
+	// base outlives any one registration: connections to carriers are
+	// dialled under it, so restarting a registration does not close the
+	// connection calls use.
+	base context.Context
+
 	mu     sync.Mutex
 	trunks map[string]*Trunk
 	conns  map[string]sipedge.Conn
@@ -338,7 +343,11 @@ func (m *Manager) Conn(ctx context.Context, t *Trunk) (sipedge.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err = m.edge.Dial(ctx, t.Transport, addr, t.tls)
+	base := m.base
+	if base == nil {
+		base = ctx
+	}
+	c, err = m.edge.Dial(base, t.Transport, addr, t.tls)
 	if err != nil {
 		m.ev.Emit(events.New("trunk.connect_failed", events.Alert, addr, "", "cannot reach carrier: "+err.Error(), "trunk", t.Trunk.Name))
 		return nil, err
@@ -364,6 +373,9 @@ func (m *Manager) resolve(ctx context.Context, t *Trunk) (netip.AddrPort, error)
 
 // Run keeps registrations up and reloads trunks changed by the CLI.
 func (m *Manager) Run(ctx context.Context) error {
+	m.mu.Lock()
+	m.base = ctx
+	m.mu.Unlock()
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	for {
@@ -392,6 +404,9 @@ func (m *Manager) syncRegistrations(ctx context.Context) {
 			cancel()
 			delete(m.regs, name)
 			delete(m.sig, name)
+			// New settings (address, pin, credentials) get a new
+			// connection; calls on the old one keep it until they end.
+			delete(m.conns, name)
 		}
 	}
 	for name, t := range m.trunks {
@@ -412,9 +427,14 @@ func (m *Manager) syncRegistrations(ctx context.Context) {
 func (m *Manager) register(ctx context.Context, t *Trunk) {
 	const expires = 300
 	failures := 0
+	callID := sipedge.NewCallID() // one Call-ID for all refreshes (RFC 3261 10.2.4)
+	var cseq uint32
 	for {
 		wait := 30 * time.Second
-		granted, err := m.registerOnce(ctx, t, expires)
+		granted, err := m.registerOnce(ctx, t, expires, callID, &cseq)
+		if ctx.Err() != nil {
+			return
+		}
 		if err != nil {
 			failures++
 			if failures == 1 || failures%10 == 0 {
@@ -437,12 +457,11 @@ func (m *Manager) register(ctx context.Context, t *Trunk) {
 	}
 }
 
-func (m *Manager) registerOnce(ctx context.Context, t *Trunk, expires int) (time.Duration, error) {
+func (m *Manager) registerOnce(ctx context.Context, t *Trunk, expires int, callID string, cseq *uint32) (time.Duration, error) {
 	conn, err := m.Conn(ctx, t)
 	if err != nil {
 		return 0, err
 	}
-	callID := sipedge.NewCallID()
 	tag := sipedge.NewTag()
 	var auth string
 	for attempt := 0; attempt < 2; attempt++ {
@@ -454,7 +473,8 @@ func (m *Manager) registerOnce(ctx context.Context, t *Trunk, expires int) (time
 		req.AppendHeader(&sip.ToHeader{Address: aor, Params: sip.NewParams()})
 		cid := sip.CallIDHeader(callID)
 		req.AppendHeader(&cid)
-		req.AppendHeader(&sip.CSeqHeader{SeqNo: uint32(attempt + 1), MethodName: sip.REGISTER})
+		*cseq++
+		req.AppendHeader(&sip.CSeqHeader{SeqNo: *cseq, MethodName: sip.REGISTER})
 		req.AppendHeader(&sip.ContactHeader{Address: m.edge.Contact(conn, t.Username), Params: sip.NewParams()})
 		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
 		req.AppendHeader(sip.NewHeader("User-Agent", m.edge.UserAgent()))

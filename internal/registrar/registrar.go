@@ -41,6 +41,9 @@ type Registrar struct {
 type shard struct {
 	mu sync.RWMutex
 	m  map[string][]store.Binding // extension -> its bindings
+	// stored is the expiry last written for each binding (number NUL
+	// contact), so refreshes are persisted sparingly.
+	stored map[string]time.Time
 }
 
 // New makes an empty registrar; Load fills it from the store.
@@ -51,6 +54,7 @@ func New(o Options) *Registrar {
 	r := &Registrar{o: o, seed: maphash.MakeSeed(), pending: make(chan store.Binding, 65536)}
 	for i := range r.shards {
 		r.shards[i].m = make(map[string][]store.Binding)
+		r.shards[i].stored = make(map[string]time.Time)
 	}
 	return r
 }
@@ -189,6 +193,8 @@ func (r *Registrar) expire(now time.Time) {
 			for _, b := range bs {
 				if b.Expires.After(now) {
 					keep = append(keep, b)
+				} else {
+					delete(s.stored, n+"\x00"+b.Contact)
 				}
 			}
 			if len(keep) == 0 {
@@ -254,6 +260,9 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 	var added, removed []store.Binding
 	if wildcard {
 		removed = append(removed, bs...)
+		for _, b := range bs {
+			delete(s.stored, number+"\x00"+b.Contact)
+		}
 		bs = nil
 	}
 	for _, ch := range changes {
@@ -272,6 +281,7 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 			if idx >= 0 {
 				removed = append(removed, bs[idx])
 				bs = append(bs[:idx], bs[idx+1:]...)
+				delete(s.stored, number+"\x00"+ch.contact)
 			}
 			continue
 		}
@@ -282,11 +292,21 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 			Expires: now.Add(exp), UpdatedAt: now,
 		}
 		if idx >= 0 {
-			fresh := bs[idx].Source != b.Source || bs[idx].ConnID != b.ConnID
+			old := bs[idx]
+			fresh := old.Source != b.Source || old.ConnID != b.ConnID
 			bs[idx] = b
 			if fresh {
 				added = append(added, b)
 			}
+			// A plain refresh is written only once the stored expiry
+			// has used up half of its interval: a restart then loses
+			// at most half a refresh, and a busy registrar does not
+			// rewrite every row on every REGISTER.
+			key := number + "\x00" + ch.contact
+			if !fresh && s.stored[key].Sub(now) > exp/2 {
+				continue
+			}
+			s.stored[key] = b.Expires
 		} else {
 			if len(bs) >= r.o.MaxContacts {
 				s.mu.Unlock()
@@ -294,6 +314,7 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 			}
 			bs = append(bs, b)
 			added = append(added, b)
+			s.stored[number+"\x00"+ch.contact] = b.Expires
 		}
 		r.persist(b)
 	}

@@ -78,6 +78,8 @@ func (e *Edge) sanityStage(next Handler) Handler {
 			e.metrics.malformed.Add(1)
 			return nil
 		}
+		// The basic check first: what it refuses can be answered with a
+		// 400 on any transport; the strict one may only say to drop.
 		reason := basicSanity(r.Request)
 		code, drop := 400, false
 		if reason == "" && e.opts.Sanity != nil {

@@ -51,3 +51,22 @@ func TestClassOfServiceOutbound(t *testing.T) {
 		requireStatus(t, "international class, INVITE "+dialled, c.waitAnswer(5*time.Second), want)
 	}
 }
+
+// TestCallerIDPresentation: an extension may present (P-Preferred-Identity)
+// only its own number or one it was given with `ext set --caller-ids`;
+// anything else is refused with 403 and a call.refused event (rule
+// caller_id) before the call reaches the fraud guard or a carrier.
+func TestCallerIDPresentation(t *testing.T) {
+	srv, a, _ := setupCall(t, "127.0.0.73", "127.0.0.74")
+	c := a.inviteWith("0612345678", srtpOffer(a.ip, "sendrecv"), "P-Preferred-Identity: <sip:+31205550000@"+srv.domain+">")
+	requireStatus(t, "INVITE presenting a number 1001 was not given", c.waitAnswer(5*time.Second), 403)
+	srv.waitEvent(t, 5*time.Second, "call.refused", func(e event) bool { return fmt.Sprint(e.Fields["rule"]) == "caller_id" })
+
+	if out, code := srv.cli(t, "", "ext", "set", "1001", "--caller-ids", "+31205550000"); code != 0 {
+		t.Fatalf("ext set --caller-ids: %s", out)
+	}
+	time.Sleep(1500 * time.Millisecond) // the server reloads extensions within a second
+	c = a.inviteWith("0612345678", srtpOffer(a.ip, "sendrecv"), "P-Preferred-Identity: <sip:+31205550000@"+srv.domain+">")
+	// Allowed by the guard; no trunk is configured in this test.
+	requireStatus(t, "INVITE presenting a number 1001 may present", c.waitAnswer(5*time.Second), 480)
+}

@@ -311,9 +311,10 @@ type uacCall struct {
 	u               *sipUA
 	callee          string
 	callID, fromTag string
-	toTag           string // Veilig's tag, from its answer
-	target          string // Veilig's Contact: where in-dialog requests go
-	cseq            int    // last CSeq used
+	extra           []string // more headers on the INVITEs
+	toTag           string   // Veilig's tag, from its answer
+	target          string   // Veilig's Contact: where in-dialog requests go
+	cseq            int      // last CSeq used
 	inviteBranch    string
 	inviteCSeq      int
 	inviteBody      string
@@ -348,8 +349,14 @@ func (u *sipUA) outOfDialog(method, to string, extra []string, body string) stri
 // body "" is a late offer.
 func (u *sipUA) invite(callee, body string) *uacCall {
 	u.t.Helper()
+	return u.inviteWith(callee, body)
+}
+
+// inviteWith is invite with extra headers on both INVITEs.
+func (u *sipUA) inviteWith(callee, body string, extra ...string) *uacCall {
+	u.t.Helper()
 	c := &uacCall{u: u, callee: callee, callID: randHex(12) + "@veilig-e2e", fromTag: randHex(6),
-		inviteBody: body, ruri: fmt.Sprintf("sip:%s@%s", callee, u.srv.domain)}
+		inviteBody: body, ruri: fmt.Sprintf("sip:%s@%s", callee, u.srv.domain), extra: extra}
 	c.sendInvite("")
 	chal := u.waitFinal(5*time.Second, "INVITE")
 	if chal.status() != 407 {
@@ -380,6 +387,7 @@ func (c *uacCall) sendInvite(auth string) {
 	if auth != "" {
 		hdrs = append(hdrs, "Proxy-Authorization: "+auth)
 	}
+	hdrs = append(hdrs, c.extra...)
 	c.u.send(c.u.t, buildRequest("INVITE", c.ruri, hdrs, c.inviteBody))
 }
 

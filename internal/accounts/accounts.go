@@ -37,6 +37,7 @@ type entry struct {
 	sha   string
 	allow []netip.Prefix
 	class string
+	cids  []string
 }
 
 // Directory is the in-memory view of the extensions.
@@ -82,7 +83,7 @@ func (d *Directory) reload(ctx context.Context) error {
 			d.log.Error("extension secret cannot be opened with this data key", "extension", e.Number, "err", err)
 			continue
 		}
-		m[e.Number] = entry{name: e.Name, md5: string(md5), sha: string(sha), allow: e.AllowFrom, class: e.Class}
+		m[e.Number] = entry{name: e.Name, md5: string(md5), sha: string(sha), allow: e.AllowFrom, class: e.Class, cids: e.CallerIDs}
 	}
 	d.mu.Lock()
 	d.m, d.version = m, v
@@ -158,6 +159,13 @@ func (d *Directory) Class(user string) string {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.m[user].class
+}
+
+// CallerIDs are the numbers the extension may present besides its own.
+func (d *Directory) CallerIDs(user string) []string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.m[user].cids
 }
 
 // Forget drops an extension from memory at once (after a removal).

@@ -186,9 +186,14 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	if err != nil {
 		return fmt.Errorf("fraud guard: %w", err)
 	}
+	if err := restoreFraud(ctx, fraud, db); err != nil {
+		return fmt.Errorf("fraud guard: %w", err)
+	}
+	fraudBus := fraudEvents{Emitter: bus, st: db, log: log.With("component", "fraud")}
 	calls = call.New(call.Options{
-		Edge: edge, Directory: dir, Locator: reg, Events: bus, Logger: log.With("component", "call"),
-		Domain: cfg.SIP.Domain, InsecureSDESOverPlain: cfg.SIP.InsecureSDESOverPlainTransport,
+		Edge: edge, Directory: dir, Locator: reg, Events: fraudBus, Logger: log.With("component", "call"),
+		CallerIDs: dir.CallerIDs,
+		Domain:    cfg.SIP.Domain, InsecureSDESOverPlain: cfg.SIP.InsecureSDESOverPlainTransport,
 		Relay: relay, Fraud: fraud, Class: dir.Class, Trunks: trunks,
 	})
 	trunks.SetEdge(edge)
@@ -234,7 +239,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 			case now := <-t.C:
 				res := fraud.Tick(now)
 				for _, e := range res.Events {
-					bus.Emit(e)
+					fraudBus.Emit(e)
 				}
 				for _, end := range res.End {
 					calls.EndFraudCall(end.Call, string(end.Rule))
@@ -243,7 +248,9 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		}
 	})
 	run("sip", edge.Serve)
-	run("control", func(ctx context.Context) error { return serveControl(ctx, cfg.ControlSocketPath(), grd, log) })
+	run("control", func(ctx context.Context) error {
+		return serveControl(ctx, cfg.ControlSocketPath(), grd, func(ext string) { bus.Emit(fraud.Lift(ext, time.Now())) }, log)
+	})
 	run("accounts", func(ctx context.Context) error { dir.Watch(ctx, 250*time.Millisecond); return nil })
 	if cfg.Metrics.Listen != "" {
 		reg := newRegistry(edge, calls, reg, bus, grd)

@@ -17,7 +17,7 @@ import (
 
 // ControlRequest is one query on the control socket.
 type ControlRequest struct {
-	Op      string `json:"op"` // "why"
+	Op      string `json:"op"` // "why", "lift"
 	Addr    string `json:"addr,omitempty"`
 	Account string `json:"account,omitempty"`
 }
@@ -31,7 +31,7 @@ type ControlResponse struct {
 // serveControl answers local management queries that need the running
 // server's memory (rate-limit state, live bans) on a unix socket only the
 // data directory's owner can reach.
-func serveControl(ctx context.Context, path string, g *guard, log *slog.Logger) error {
+func serveControl(ctx context.Context, path string, g *guard, lift func(ext string), log *slog.Logger) error {
 	_ = os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -68,6 +68,8 @@ func serveControl(ctx context.Context, path string, g *guard, log *slog.Logger) 
 					break
 				}
 				res.Reasons = g.eng.Explain(addr.Unmap(), req.Account, time.Now())
+			case req.Op == "lift":
+				lift(req.Account)
 			default:
 				res.Error = "unknown op " + req.Op
 			}

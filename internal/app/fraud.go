@@ -1,9 +1,67 @@
 package app
 
 import (
+	"context"
+	"log/slog"
+	"time"
+
 	"github.com/veilig/veilig/internal/config"
+	"github.com/veilig/veilig/internal/events"
+	"github.com/veilig/veilig/internal/store"
 	"github.com/veilig/veilig/internal/tollfraud"
 )
+
+// fraudEvents passes events on and persists the guard's suspensions, so
+// an extension suspended for fraud stays suspended across a restart until
+// an admin lifts it (`veilig ext lift`).
+type fraudEvents struct {
+	events.Emitter
+	st  store.Store
+	log *slog.Logger
+}
+
+func (f fraudEvents) Emit(e events.Event) {
+	f.Emitter.Emit(e)
+	if e.Type == tollfraud.EventTripped && e.Fields["action"] == string(tollfraud.Suspend) && e.Account != "" {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := f.st.SaveSuspension(ctx, store.Suspension{Extension: e.Account, Reason: e.Fields["reason"], Since: e.Time}); err != nil {
+				f.log.Error("persist suspension", "extension", e.Account, "err", err)
+			}
+		}()
+	}
+}
+
+// restoreFraud replays suspensions and learns the outbound baseline and
+// the tenant's known countries from the call records.
+func restoreFraud(ctx context.Context, g *tollfraud.Guard, st store.Store) error {
+	sus, err := st.ListSuspensions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range sus {
+		g.Suspend(s.Extension, s.Reason, time.Now())
+	}
+	recs, err := st.ListCallRecords(ctx, 200_000)
+	if err != nil {
+		return err
+	}
+	var rs []tollfraud.Record
+	for _, r := range recs {
+		if r.E164 == "" || r.AnsweredAt.IsZero() {
+			continue
+		}
+		rs = append(rs, tollfraud.Record{
+			Extension: r.From, Trunk: r.Trunk, Class: tollfraud.Class(r.Class),
+			Destination: tollfraud.Destination{E164: r.E164, Country: r.Country},
+			Start:       r.StartedAt, End: r.EndedAt, Answered: r.EndedAt.Sub(r.AnsweredAt),
+			EstimatedCost: r.EstimatedCost,
+		})
+	}
+	g.LearnBaseline(rs)
+	return nil
+}
 
 // fraudConfig maps the fraud section onto the guard's defaults.
 func fraudConfig(f config.Fraud) tollfraud.Config {

@@ -63,6 +63,7 @@ type Call struct {
 	// an inbound call came on.
 	fraud     *fraudCall
 	fromTrunk string
+	presented string // the caller-ID shown to the carrier
 
 	caller, callee string
 	source         netip.AddrPort

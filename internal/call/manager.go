@@ -60,6 +60,8 @@ type Options struct {
 	Class func(extension string) string
 	// Trunks are the carrier trunks (nil: none).
 	Trunks Trunks
+	// CallerIDs lists the numbers an extension may present outside.
+	CallerIDs func(extension string) []string
 }
 
 type dialogKey struct{ callID, tag string }

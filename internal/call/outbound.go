@@ -3,6 +3,8 @@ package call
 import (
 	"context"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -49,6 +51,17 @@ func isPhoneNumber(s string) bool {
 // the toll-fraud guard first, then goes out through the outbound trunk.
 func (m *Manager) outbound(ctx context.Context, r *sipedge.Request, dialled string, offer Media) error {
 	now := time.Now()
+	// The caller-ID an extension presents must be its own number or one
+	// it was given: no spoofing a bank's number to customers.
+	// The auth stage already holds From to the account, so another number
+	// is asked for with P-Preferred-Identity (RFC 3325).
+	presented := r.Account
+	if h := r.GetHeader("P-Preferred-Identity"); h != nil {
+		presented = preferredUser(h.Value())
+	}
+	if presented != r.Account && (m.o.CallerIDs == nil || !slices.Contains(m.o.CallerIDs(r.Account), presented)) {
+		return m.refuse(r, 403, "Forbidden", "caller-ID "+presented+" is not a number extension "+r.Account+" may present", "caller_id")
+	}
 	class := ""
 	if m.o.Class != nil {
 		class = m.o.Class(r.Account)
@@ -107,6 +120,7 @@ func (m *Manager) outbound(ctx context.Context, r *sipedge.Request, dialled stri
 	_ = r.Respond(100, "Trying")
 	c := m.newCall(r, offer, sess)
 	c.callee = d.Destination.E164
+	c.presented = presented
 	c.fraud = &fraudCall{d: d, trunk: t}
 	m.mu.Lock()
 	m.byFraud[d.Call] = c
@@ -125,7 +139,7 @@ func (c *Call) startTrunk(t *trunk.Trunk, conn sipedge.Conn, number string, body
 	l := &leg{
 		call: c, conn: conn,
 		callID: sipedge.NewCallID(), localTag: sipedge.NewTag(),
-		localURI:     sip.Uri{Scheme: "sip", User: c.caller, Host: c.m.o.Domain},
+		localURI:     sip.Uri{Scheme: "sip", User: c.presented, Host: c.m.o.Domain},
 		localName:    c.m.o.Directory.Name(c.caller),
 		remoteURI:    to,
 		remoteTarget: target,
@@ -208,4 +222,21 @@ func (fc *fraudCall) fill(rec *events.CallRecord, cost float64) {
 	if !fc.d.Allow {
 		rec.Fraud = "refused: " + string(fc.d.Rule)
 	}
+}
+
+// preferredUser is the user part of a P-Preferred-Identity value
+// ("<sip:+31201234567@host>" or "<tel:+31201234567>").
+func preferredUser(v string) string {
+	v = strings.TrimSpace(v)
+	if i := strings.IndexByte(v, '<'); i >= 0 {
+		v = v[i+1:]
+		if j := strings.IndexByte(v, '>'); j >= 0 {
+			v = v[:j]
+		}
+	}
+	v = strings.TrimPrefix(strings.TrimPrefix(v, "sip:"), "tel:")
+	if i := strings.IndexAny(v, "@;"); i >= 0 {
+		v = v[:i]
+	}
+	return v
 }

@@ -24,6 +24,7 @@ const extUsage = `usage:
   veilig ext passwd NUMBER [--secret-stdin]
   veilig ext set NUMBER [--name NAME] [--allow-from CIDR[,CIDR]] [--class CLASS]   (--allow-from "" allows anywhere)
   veilig ext unlock NUMBER
+  veilig ext lift NUMBER        (end a toll-fraud suspension of outbound calling)
   veilig ext import FILE        (lines of NUMBER:SECRET; for provisioning and load tests)`
 
 func runExt(ctx context.Context, e env, args []string) error {
@@ -39,11 +40,12 @@ func runExt(ctx context.Context, e env, args []string) error {
 	fromStdin := fs.Bool("secret-stdin", false, "read the secret from standard input instead of generating one")
 	allowFrom := fs.String("allow-from", "", "networks the extension may register and call from, CIDR[,CIDR]")
 	class := fs.String("class", "", "class of service for outbound calls: internal, national, eu or international")
+	callerIDs := fs.String("caller-ids", "", "numbers the extension may present on outbound calls (P-Preferred-Identity), N[,N]")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	want := map[string]int{"add": 1, "list": 0, "remove": 1, "passwd": 1, "import": 1, "set": 1, "unlock": 1}
+	want := map[string]int{"add": 1, "list": 0, "remove": 1, "passwd": 1, "import": 1, "set": 1, "unlock": 1, "lift": 1}
 	n, ok := want[sub]
 	if !ok {
 		return fmt.Errorf("unknown subcommand %q\n%s", sub, extUsage)
@@ -127,6 +129,13 @@ func runExt(ctx context.Context, e env, args []string) error {
 				changed = true
 			case "class":
 				x.Class, changed = *class, true
+			case "caller-ids":
+				x.CallerIDs, changed = nil, true
+				for _, n := range strings.Split(*callerIDs, ",") {
+					if n = strings.TrimSpace(n); n != "" {
+						x.CallerIDs = append(x.CallerIDs, n)
+					}
+				}
 			}
 		})
 		if isSet(fs, "allow-from") {
@@ -141,7 +150,7 @@ func runExt(ctx context.Context, e env, args []string) error {
 			}
 		}
 		if !changed {
-			return errors.New("nothing to set: give --name, --allow-from or --class")
+			return errors.New("nothing to set: give --name, --allow-from, --class or --caller-ids")
 		}
 		switch x.Class {
 		case "", "internal", "national", "eu", "international":
@@ -165,6 +174,20 @@ func runExt(ctx context.Context, e env, args []string) error {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "Extension %s unlocked.\n", pos[0])
+		return nil
+	case "lift":
+		err := db.DeleteSuspension(ctx, pos[0])
+		if errors.Is(err, store.ErrNotFound) {
+			err = nil // may be suspended in the running server only
+		}
+		if err != nil {
+			return err
+		}
+		if _, cerr := app.AskControl(cfg.ControlSocketPath(), app.ControlRequest{Op: "lift", Account: pos[0]}); cerr != nil {
+			fmt.Fprintf(e.stdout, "Suspension of %s removed from the store; the server is not reachable and applies it at its next start.\n", pos[0])
+			return nil
+		}
+		fmt.Fprintf(e.stdout, "Outbound calling of %s lifted.\n", pos[0])
 		return nil
 	case "import":
 		return importExtensions(ctx, e, pos[0], func(number, secret string) error {

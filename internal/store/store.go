@@ -39,6 +39,17 @@ type Extension struct {
 	AllowFrom []netip.Prefix
 	// Class is the class of service for outbound calls ("" = default).
 	Class string
+	// CallerIDs are the numbers the extension may present on outbound
+	// calls besides its own number.
+	CallerIDs []string
+}
+
+// Suspension is an extension whose outbound calling the toll-fraud guard
+// stopped until an admin lifts it.
+type Suspension struct {
+	Extension string
+	Reason    string
+	Since     time.Time
 }
 
 // Ban is a source address refused at the edge until End.
@@ -175,6 +186,11 @@ type Store interface {
 	SaveLock(ctx context.Context, l Lock) error
 	DeleteLock(ctx context.Context, account string) error // ErrNotFound if absent
 	ListLocks(ctx context.Context, now time.Time) ([]Lock, error)
+	// Suspensions of outbound calling; SaveSuspension upserts.
+	SaveSuspension(ctx context.Context, s Suspension) error
+	DeleteSuspension(ctx context.Context, extension string) error // ErrNotFound if absent
+	ListSuspensions(ctx context.Context) ([]Suspension, error)
+
 	// Trunks, whole rows; SaveTrunk upserts by name.
 	SaveTrunk(ctx context.Context, t Trunk) error
 	DeleteTrunk(ctx context.Context, name string) error // ErrNotFound if absent

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/veilig/veilig/internal/store"
@@ -13,7 +14,7 @@ import (
 // The extensions version counter is bumped by triggers on this table (see
 // migrations/0001_init.sql), so none of these methods touch it directly.
 
-const extensionCols = `number, name, realm, ha1_md5, ha1_sha256, created_at, updated_at, allow_from, class`
+const extensionCols = `number, name, realm, ha1_md5, ha1_sha256, created_at, updated_at, allow_from, class, caller_ids`
 
 // CreateExtension inserts e. A zero CreatedAt becomes now, and a zero
 // UpdatedAt becomes CreatedAt.
@@ -28,8 +29,8 @@ func (d *DB) CreateExtension(ctx context.Context, e store.Extension) error {
 		e.UpdatedAt = e.CreatedAt
 	}
 	_, err := d.w.ExecContext(ctx,
-		`INSERT INTO extensions (`+extensionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Number, e.Name, e.Realm, e.HA1MD5, e.HA1SHA256, nanos(e.CreatedAt), nanos(e.UpdatedAt), prefixesText(e.AllowFrom), e.Class)
+		`INSERT INTO extensions (`+extensionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Number, e.Name, e.Realm, e.HA1MD5, e.HA1SHA256, nanos(e.CreatedAt), nanos(e.UpdatedAt), prefixesText(e.AllowFrom), e.Class, strings.Join(e.CallerIDs, ","))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("create extension %s: %w", e.Number, store.ErrExists)
 	}
@@ -46,8 +47,8 @@ func (d *DB) UpdateExtension(ctx context.Context, e store.Extension) error {
 		e.UpdatedAt = time.Now()
 	}
 	res, err := d.w.ExecContext(ctx,
-		`UPDATE extensions SET name = ?, realm = ?, ha1_md5 = ?, ha1_sha256 = ?, updated_at = ?, allow_from = ?, class = ? WHERE number = ?`,
-		e.Name, e.Realm, e.HA1MD5, e.HA1SHA256, nanos(e.UpdatedAt), prefixesText(e.AllowFrom), e.Class, e.Number)
+		`UPDATE extensions SET name = ?, realm = ?, ha1_md5 = ?, ha1_sha256 = ?, updated_at = ?, allow_from = ?, class = ?, caller_ids = ? WHERE number = ?`,
+		e.Name, e.Realm, e.HA1MD5, e.HA1SHA256, nanos(e.UpdatedAt), prefixesText(e.AllowFrom), e.Class, strings.Join(e.CallerIDs, ","), e.Number)
 	if err != nil {
 		return fmt.Errorf("update extension %s: %w", e.Number, err)
 	}
@@ -126,10 +127,13 @@ func scanExtension(s scanner) (store.Extension, error) {
 	var (
 		e                store.Extension
 		created, updated int64
-		allow            string
+		allow, cids      string
 	)
-	if err := s.Scan(&e.Number, &e.Name, &e.Realm, &e.HA1MD5, &e.HA1SHA256, &created, &updated, &allow, &e.Class); err != nil {
+	if err := s.Scan(&e.Number, &e.Name, &e.Realm, &e.HA1MD5, &e.HA1SHA256, &created, &updated, &allow, &e.Class, &cids); err != nil {
 		return store.Extension{}, err
+	}
+	if cids != "" {
+		e.CallerIDs = strings.Split(cids, ",")
 	}
 	var err error
 	if e.AllowFrom, err = parsePrefixes(allow); err != nil {

@@ -1,0 +1,45 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/veilig/veilig/internal/store"
+)
+
+// SaveSuspension upserts a suspension.
+func (d *DB) SaveSuspension(ctx context.Context, s store.Suspension) error {
+	if _, err := d.w.ExecContext(ctx, `INSERT INTO suspensions (extension, reason, since) VALUES (?, ?, ?)
+		ON CONFLICT (extension) DO UPDATE SET reason = excluded.reason, since = excluded.since`,
+		s.Extension, s.Reason, nanos(s.Since)); err != nil {
+		return fmt.Errorf("save suspension %s: %w", s.Extension, err)
+	}
+	return nil
+}
+
+// DeleteSuspension lifts a suspension.
+func (d *DB) DeleteSuspension(ctx context.Context, extension string) error {
+	return d.deleteOne(ctx, `DELETE FROM suspensions WHERE extension = ?`, extension, "suspension")
+}
+
+// ListSuspensions returns every suspension by extension.
+func (d *DB) ListSuspensions(ctx context.Context) ([]store.Suspension, error) {
+	rows, err := d.r.QueryContext(ctx, `SELECT extension, reason, since FROM suspensions ORDER BY extension`)
+	if err != nil {
+		return nil, fmt.Errorf("list suspensions: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Suspension
+	for rows.Next() {
+		var (
+			s     store.Suspension
+			since int64
+		)
+		if err := rows.Scan(&s.Extension, &s.Reason, &since); err != nil {
+			return nil, fmt.Errorf("list suspensions: %w", err)
+		}
+		s.Since = fromNanos(since)
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

@@ -132,6 +132,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	if err != nil {
 		return fmt.Errorf("guard: %w", err)
 	}
+	grd.carrier = trunks.IsCarrier
 	sanityOpts := sanity.DefaultOptions()
 	sanityOpts.MaxMessageSize = cfg.SIP.MaxMessageSize
 

@@ -33,6 +33,9 @@ type guard struct {
 
 	actions   chan []policy.Action
 	decisions *prometheus.CounterVec
+	// carrier reports a configured trunk's address: never banned or
+	// rate limited, even for trunks added after start.
+	carrier func(netip.Addr) bool
 
 	mu   sync.Mutex
 	seen map[string]time.Time // decision-event dedupe: stage|rule|source
@@ -118,6 +121,9 @@ func verdictName(v policy.Verdict) string {
 
 // Admit implements sipedge.Guard.
 func (g *guard) Admit(addr netip.Addr, transport string, newConn bool) bool {
+	if g.carrier != nil && g.carrier(addr) {
+		return true
+	}
 	now := time.Now()
 	if d := g.eng.CheckSource(addr, now); d.Verdict != policy.Allow {
 		g.refused(d, addr, "", now)
@@ -153,6 +159,9 @@ func (g *guard) Banned(addr netip.Addr) bool {
 // Request implements sipedge.Guard.
 func (g *guard) Request(r *sipedge.Request, now time.Time) sipedge.Verdict {
 	src := r.Peer().Addr()
+	if g.carrier != nil && g.carrier(src) {
+		return sipedge.Verdict{}
+	}
 	if to := r.To(); to == nil || !to.Params.Has("tag") {
 		known := g.eng.AuthenticatedBefore(src, now)
 		if r.Method != sip.CANCEL && !g.eng.AllowTransaction(src, now, known) {

@@ -269,6 +269,25 @@ func (m *Manager) Carriers() []netip.Prefix {
 	return out
 }
 
+// IsCarrier reports an address of a configured trunk (its source
+// networks or its literal host address).
+func (m *Manager) IsCarrier(a netip.Addr) bool {
+	a = a.Unmap()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, t := range m.trunks {
+		for _, p := range t.from {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		if h, err := netip.ParseAddr(t.Host); err == nil && h.Unmap() == a {
+			return true
+		}
+	}
+	return false
+}
+
 // FromTrunk says which trunk a request came from: a source in an
 // ip-authenticated trunk's addresses (on the trunk's transport), or the
 // connection Veilig itself opened to a carrier. Keyed on the socket only.

@@ -1,7 +1,6 @@
 package sipedge
 
 import (
-	"strconv"
 	"sync"
 	"time"
 
@@ -378,4 +377,3 @@ func clientKey(res *sip.Response) string {
 	return v.Params.GetOr("branch", "") + "|" + string(cs.MethodName)
 }
 
-var _ = strconv.Itoa

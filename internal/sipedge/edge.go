@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -339,4 +338,3 @@ func NewCallID() string {
 	return hex.EncodeToString(b[:])
 }
 
-var _ = strconv.Itoa

@@ -376,4 +376,3 @@ func clientKey(res *sip.Response) string {
 	}
 	return v.Params.GetOr("branch", "") + "|" + string(cs.MethodName)
 }
-

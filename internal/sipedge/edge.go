@@ -337,4 +337,3 @@ func NewCallID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-

@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/veilig/veilig/internal/app"
 	"github.com/veilig/veilig/internal/store"
 )
 
@@ -51,11 +50,7 @@ func runBan(ctx context.Context, e env, args []string) error {
 		}
 		addr = addr.Unmap()
 	}
-	cfg, err := c.load(nil)
-	if err != nil {
-		return err
-	}
-	db, _, err := app.Open(ctx, cfg)
+	_, db, _, err := c.open(ctx)
 	if err != nil {
 		return err
 	}

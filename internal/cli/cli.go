@@ -12,7 +12,10 @@ import (
 	"os"
 	"strings"
 
+	"github.com/veilig/veilig/internal/app"
 	"github.com/veilig/veilig/internal/config"
+	"github.com/veilig/veilig/internal/datakey"
+	"github.com/veilig/veilig/internal/store/sqlite"
 )
 
 // env is the process environment, swappable in tests.
@@ -115,6 +118,20 @@ func (c *common) load(extra map[string]string) (*config.Config, error) {
 		ov[k] = v
 	}
 	return config.Load(config.LoadOptions{File: file, Env: os.Environ(), Overrides: ov, ExtraEnv: []string{"VEILIG_CONFIG"}})
+}
+
+// open loads the config and opens the store and data key, for the
+// commands that manage what the server keeps (they work while it runs).
+func (c *common) open(ctx context.Context) (*config.Config, *sqlite.DB, *datakey.Key, error) {
+	cfg, err := c.load(nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	db, key, err := app.Open(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, db, key, nil
 }
 
 // parse parses flags that may come before, between or after positional

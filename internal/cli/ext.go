@@ -53,11 +53,7 @@ func runExt(ctx context.Context, e env, args []string) error {
 	if len(pos) != n {
 		return fmt.Errorf("ext %s takes %d argument(s), got %d\n%s", sub, n, len(pos), extUsage)
 	}
-	cfg, err := c.load(nil)
-	if err != nil {
-		return err
-	}
-	db, key, err := app.Open(ctx, cfg)
+	cfg, db, key, err := c.open(ctx)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/veilig/veilig/internal/app"
 	"github.com/veilig/veilig/internal/store"
 )
 
@@ -22,11 +21,7 @@ func runCalls(ctx context.Context, e env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := c.load(nil)
-	if err != nil {
-		return err
-	}
-	db, _, err := app.Open(ctx, cfg)
+	_, db, _, err := c.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -101,11 +96,7 @@ func runEvents(ctx context.Context, e env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := c.load(nil)
-	if err != nil {
-		return err
-	}
-	db, _, err := app.Open(ctx, cfg)
+	_, db, _, err := c.open(ctx)
 	if err != nil {
 		return err
 	}

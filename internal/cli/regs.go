@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"text/tabwriter"
 	"time"
-
-	"github.com/veilig/veilig/internal/app"
 )
 
 // runRegs lists the registered devices as the server last persisted them
@@ -22,11 +20,7 @@ func runRegs(ctx context.Context, e env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := c.load(nil)
-	if err != nil {
-		return err
-	}
-	db, _, err := app.Open(ctx, cfg)
+	_, db, _, err := c.open(ctx)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/veilig/veilig/internal/app"
 	"github.com/veilig/veilig/internal/store"
 	"github.com/veilig/veilig/internal/trunk"
 )
@@ -65,11 +64,7 @@ func runTrunk(ctx context.Context, e env, args []string) error {
 	if len(pos) != n {
 		return fmt.Errorf("trunk %s takes %d argument(s), got %d\n%s", sub, n, len(pos), trunkUsage)
 	}
-	cfg, err := c.load(nil)
-	if err != nil {
-		return err
-	}
-	db, key, err := app.Open(ctx, cfg)
+	_, db, key, err := c.open(ctx)
 	if err != nil {
 		return err
 	}

@@ -168,13 +168,6 @@ func (d *Directory) CallerIDs(user string) []string {
 	return d.m[user].cids
 }
 
-// Forget drops an extension from memory at once (after a removal).
-func (d *Directory) Forget(user string) {
-	d.mu.Lock()
-	delete(d.m, user)
-	d.mu.Unlock()
-}
-
 func ad(number string, alg auth.Algorithm) []byte {
 	return []byte("veilig/ha1/" + alg.String() + "/" + number)
 }

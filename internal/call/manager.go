@@ -6,7 +6,6 @@ package call
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -302,8 +301,3 @@ func (m *Manager) inDialog(ctx context.Context, r *sipedge.Request) error {
 	}
 	return l.call.inDialog(l, r)
 }
-
-// errCallGone is returned when a call ended under a request.
-var errCallGone = errors.New("call ended")
-
-func addrOf(ap netip.AddrPort) netip.Addr { return ap.Addr() }

@@ -119,19 +119,6 @@ func (r *Registrar) Count() (n int) {
 	return n
 }
 
-// Remove drops every binding of an extension (it was deleted).
-func (r *Registrar) Remove(number string) {
-	s := r.shard(number)
-	s.mu.Lock()
-	bs := s.m[number]
-	delete(s.m, number)
-	s.mu.Unlock()
-	for _, b := range bs {
-		b.Expires = time.Time{}
-		r.persist(b)
-	}
-}
-
 func (r *Registrar) persist(b store.Binding) {
 	select {
 	case r.pending <- b:

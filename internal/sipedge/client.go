@@ -145,21 +145,6 @@ func (tx *ClientTx) timedOut() {
 	tx.onResp(tx.local(408, "Request Timeout"))
 }
 
-// Fail ends the transaction as if the connection had failed, answering
-// the caller with a local 503. Used when the connection is known gone.
-func (tx *ClientTx) Fail() {
-	tx.mu.Lock()
-	if tx.state != ctCalling && tx.state != ctProceeding {
-		tx.mu.Unlock()
-		return
-	}
-	tx.state = ctTerminated
-	tx.stopTimersLocked()
-	tx.mu.Unlock()
-	tx.edge.txs.removeClient(tx.key, tx)
-	tx.onResp(tx.local(503, "Service Unavailable"))
-}
-
 func (tx *ClientTx) stopTimersLocked() {
 	if tx.retrans != nil {
 		tx.retrans.Stop()

@@ -26,11 +26,23 @@ const (
 	numSocks   = 7     // local sockets per side (coprime with pktSlots)
 )
 
-// target is a relay under test, driven by SDP offer/answer.
+// legSetup is what the device on one leg of a call needs to stream: the
+// relay's address for it, its own key and the relay's key for that leg.
+type legSetup struct {
+	dst   netip.AddrPort
+	own   media.Crypto
+	relay media.Crypto
+}
+
+// target is a relay under test.
 type target interface {
-	offer(call, sdp string) (string, error)
-	answer(call, sdp string) (string, error)
-	del(call string) error
+	// setup establishes n calls. Call i's caller (leg A) receives on
+	// ports[0][i%numSocks] and its callee (leg B) on ports[1][i%numSocks].
+	setup(n int, ports *[2][numSocks]int, tag string) ([][2]legSetup, error)
+	// teardown ends the calls of the last setup.
+	teardown() error
+	// note describes the last step's signalling, "" for nothing to say.
+	note() string
 }
 
 type legDev struct {
@@ -55,6 +67,7 @@ type stepResult struct {
 	SetupTime           time.Duration
 	RelayRSSBeforeKB    int64
 	SendErrs            uint64
+	TeardownErr         error
 }
 
 func (r stepResult) Loss() float64 {
@@ -93,10 +106,15 @@ func parseRelaySDP(s string) (netip.AddrPort, []media.Crypto, error) {
 	return netip.AddrPortFrom(ip, uint16(port)), out, nil
 }
 
-func devSDP(origin string, port int, c media.Crypto) string {
-	return "v=0\r\no=" + origin + " 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
-		"m=audio " + strconv.Itoa(port) + " RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n" +
-		"a=crypto:" + c.Attr() + "\r\n"
+// devSDP is a device's description: PCMU over RTP/SAVP on 127.0.0.1:port
+// with one a=crypto line, and a=rtcp-mux when mux is set.
+func devSDP(origin string, port int, c media.Crypto, mux bool) string {
+	s := "v=0\r\no=" + origin + " 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+		"m=audio " + strconv.Itoa(port) + " RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+	if mux {
+		s += "a=rtcp-mux\r\n"
+	}
+	return s + "a=crypto:" + c.Attr() + "\r\n"
 }
 
 func ctxOf(c media.Crypto) (*srtp.Context, error) {
@@ -115,8 +133,8 @@ func ctxOf(c media.Crypto) (*srtp.Context, error) {
 
 // runStep sets up n calls on t, streams 20 ms SRTP both ways on every leg
 // for dur, and measures loss, latency and CPU.
-func runStep(t target, n int, dur time.Duration, relayPID int, tag string) (stepResult, error) {
-	res := stepResult{Calls: n}
+func runStep(t target, n int, dur time.Duration, relayPID int, tag string) (res stepResult, err error) {
+	res = stepResult{Calls: n}
 	var socks [2][numSocks]*net.UDPConn
 	var ports [2][numSocks]int
 	for side := range 2 {
@@ -139,58 +157,25 @@ func runStep(t target, n int, dur time.Duration, relayPID int, tag string) (step
 	}
 
 	legs := make([][2]legDev, n)
-	ids := make([]string, n)
 	setupStart := time.Now()
-	defer func() {
-		for _, id := range ids {
-			if id != "" {
-				_ = t.del(id)
-			}
-		}
-	}()
+	calls, err := t.setup(n, &ports, tag)
+	defer func() { res.TeardownErr = t.teardown() }()
+	if err != nil {
+		return res, err
+	}
 	for i := range n {
-		id := fmt.Sprintf("%s-%d-%d-%d", tag, n, time.Now().UnixNano()%1e9, i)
-		ka, _ := media.NewCrypto(1, media.SuiteAES128SHA1_80)
-		toB, err := t.offer(id, devSDP("A", ports[0][i%numSocks], ka))
-		ids[i] = id
-		if err != nil {
-			return res, fmt.Errorf("offer %d: %w", i, err)
-		}
-		bDst, offered, err := parseRelaySDP(toB)
-		if err != nil {
-			return res, err
-		}
-		var pick *media.Crypto
-		for j := range offered {
-			if offered[j].Suite == media.SuiteAES128SHA1_32 {
-				pick = &offered[j]
-			}
-		}
-		if pick == nil {
-			return res, fmt.Errorf("no _32 line offered to B:\n%s", toB)
-		}
-		kb, _ := media.NewCrypto(pick.Tag, media.SuiteAES128SHA1_32)
-		toA, err := t.answer(id, devSDP("B", ports[1][i%numSocks], kb))
-		if err != nil {
-			return res, fmt.Errorf("answer %d: %w", i, err)
-		}
-		aDst, back, err := parseRelaySDP(toA)
-		if err != nil || len(back) != 1 {
-			return res, fmt.Errorf("answer to A: %v %d crypto lines", err, len(back))
-		}
-		if string(back[0].Key) == string(kb.Key) || string(pick.Key) == string(ka.Key) {
+		c := calls[i]
+		if string(c[0].relay.Key) == string(c[1].own.Key) || string(c[1].relay.Key) == string(c[0].own.Key) {
 			return res, fmt.Errorf("relay passed a device key through: not re-encrypting")
 		}
-		keys := [2][2]media.Crypto{{ka, back[0]}, {kb, *pick}}
-		dsts := [2]netip.AddrPort{aDst, bDst}
 		for side := range 2 {
 			l := &legs[i][side]
 			l.sock = i % numSocks
-			l.dst = sockaddr4(dsts[side])
-			if l.tx, err = ctxOf(keys[side][0]); err != nil {
+			l.dst = sockaddr4(c[side].dst)
+			if l.tx, err = ctxOf(c[side].own); err != nil {
 				return res, err
 			}
-			if l.rx, err = ctxOf(keys[side][1]); err != nil {
+			if l.rx, err = ctxOf(c[side].relay); err != nil {
 				return res, err
 			}
 			l.ssrc = ssrcBase + uint32(i*2+side)

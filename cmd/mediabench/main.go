@@ -1,92 +1,47 @@
 // Command mediabench is Veilig's media load tool. It sets up N SRTP-to-SRTP
 // bridged calls through a relay and streams 20 ms G.711-sized SRTP packets
 // both ways on every leg, measuring loss, one-way latency through the relay
-// (p50/p99) and the relay's CPU. It drives Veilig's relay (in a separate
-// process, via a small control protocol) and rtpengine (via ng) the same
-// way: leg A offers AES_CM_128_HMAC_SHA1_80, leg B answers with the
-// relay-generated AES_CM_128_HMAC_SHA1_32 line, so both relays must decrypt
-// and re-encrypt every packet.
+// (p50/p99) and the relay's CPU. It drives the real veilig server over SIP
+// (TLS, digest auth; the tool registers caller and callee extensions and
+// places the calls) and rtpengine (via ng) the same way: leg A offers
+// AES_CM_128_HMAC_SHA1_80, leg B answers with the relay-generated
+// AES_CM_128_HMAC_SHA1_32 line, so both relays must decrypt and re-encrypt
+// every packet.
 //
 // Usage:
 //
-//	mediabench bench [-targets veilig,rtpengine] [-calls 250,500,...] [-seconds 10]
-//	mediabench relay -listen-ctl 127.0.0.1:22223   (started by bench)
+//	mediabench bench [-targets veilig,rtpengine] [-calls 250,500,...] [-seconds 10] [-veilig-bin PATH]
 package main
 
 import (
-	"bufio"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/veilig/veilig/internal/media"
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: mediabench bench|relay [flags]")
+	if len(os.Args) < 2 || os.Args[1] != "bench" {
+		fmt.Fprintln(os.Stderr, "usage: mediabench bench [flags]  (mediabench bench -h for the flags)")
 		os.Exit(2)
 	}
-	var err error
-	switch os.Args[1] {
-	case "relay":
-		err = relayMain(os.Args[2:])
-	case "bench":
-		err = benchMain(os.Args[2:])
-	default:
-		err = fmt.Errorf("unknown command %q", os.Args[1])
-	}
-	if err != nil {
+	if err := benchMain(os.Args[2:]); err != nil {
 		fmt.Fprintln(os.Stderr, "mediabench:", err)
 		os.Exit(1)
 	}
 }
 
-type veiligTarget struct {
-	c  net.Conn
-	rd *bufio.Reader
+type rtpeTarget struct {
+	ng  *ngClient
+	ids []string
 }
-
-func (v *veiligTarget) do(q ctlReq) (ctlResp, error) {
-	b, _ := json.Marshal(q)
-	if _, err := v.c.Write(append(b, '\n')); err != nil {
-		return ctlResp{}, err
-	}
-	line, err := v.rd.ReadBytes('\n')
-	if err != nil {
-		return ctlResp{}, err
-	}
-	var r ctlResp
-	if err := json.Unmarshal(line, &r); err != nil {
-		return r, err
-	}
-	if !r.OK {
-		return r, errors.New(r.Err)
-	}
-	return r, nil
-}
-
-func (v *veiligTarget) offer(call, sdp string) (string, error) {
-	r, err := v.do(ctlReq{Op: "offer", Call: call, SDP: sdp})
-	return r.SDP, err
-}
-
-func (v *veiligTarget) answer(call, sdp string) (string, error) {
-	r, err := v.do(ctlReq{Op: "answer", Call: call, SDP: sdp})
-	return r.SDP, err
-}
-
-func (v *veiligTarget) del(call string) error {
-	_, err := v.do(ctlReq{Op: "delete", Call: call})
-	return err
-}
-
-type rtpeTarget struct{ ng *ngClient }
 
 var noSuites = []string{"no-AEAD_AES_256_GCM", "no-AEAD_AES_128_GCM", "no-AES_256_CM_HMAC_SHA1_80",
 	"no-AES_256_CM_HMAC_SHA1_32", "no-AES_192_CM_HMAC_SHA1_80", "no-AES_192_CM_HMAC_SHA1_32",
@@ -118,6 +73,56 @@ func (r *rtpeTarget) del(call string) error {
 	_, err := r.ng.cmd(map[string]any{"command": "delete", "call-id": call, "delete delay": 0})
 	return err
 }
+
+// setup drives rtpengine's offer/answer for each call in turn: leg A
+// offers AES_CM_128_HMAC_SHA1_80, leg B answers rtpengine's _32 line.
+func (r *rtpeTarget) setup(n int, ports *[2][numSocks]int, tag string) ([][2]legSetup, error) {
+	out := make([][2]legSetup, n)
+	r.ids = r.ids[:0]
+	for i := range n {
+		id := fmt.Sprintf("%s-%d-%d-%d", tag, n, time.Now().UnixNano()%1e9, i)
+		ka, _ := media.NewCrypto(1, media.SuiteAES128SHA1_80)
+		toB, err := r.offer(id, devSDP("A", ports[0][i%numSocks], ka, false))
+		r.ids = append(r.ids, id)
+		if err != nil {
+			return nil, fmt.Errorf("offer %d: %w", i, err)
+		}
+		bDst, offered, err := parseRelaySDP(toB)
+		if err != nil {
+			return nil, err
+		}
+		var pick *media.Crypto
+		for j := range offered {
+			if offered[j].Suite == media.SuiteAES128SHA1_32 {
+				pick = &offered[j]
+			}
+		}
+		if pick == nil {
+			return nil, fmt.Errorf("no _32 line offered to B:\n%s", toB)
+		}
+		kb, _ := media.NewCrypto(pick.Tag, media.SuiteAES128SHA1_32)
+		toA, err := r.answer(id, devSDP("B", ports[1][i%numSocks], kb, false))
+		if err != nil {
+			return nil, fmt.Errorf("answer %d: %w", i, err)
+		}
+		aDst, back, err := parseRelaySDP(toA)
+		if err != nil || len(back) != 1 {
+			return nil, fmt.Errorf("answer to A: %v %d crypto lines", err, len(back))
+		}
+		out[i] = [2]legSetup{{dst: aDst, own: ka, relay: back[0]}, {dst: bDst, own: kb, relay: *pick}}
+	}
+	return out, nil
+}
+
+func (r *rtpeTarget) teardown() error {
+	for _, id := range r.ids {
+		_ = r.del(id)
+	}
+	r.ids = r.ids[:0]
+	return nil
+}
+
+func (r *rtpeTarget) note() string { return "" }
 
 // procCPU returns utime+stime of pid (0: this process) in seconds.
 func procCPU(pid int) float64 {
@@ -163,9 +168,32 @@ func benchMain(args []string) error {
 	loadCore := fs.String("load-core", "1", "CPU this load tool is pinned to")
 	rtpeThreads := fs.Int("rtpengine-threads", 1, "rtpengine --num-threads")
 	keepGoing := fs.Bool("keep-going", false, "continue past the first failing step")
+	vo := veiligOpts{}
+	fs.StringVar(&vo.bin, "veilig-bin", "", "veilig binary to run (default: go build ./cmd/veilig into a temp dir)")
+	fs.StringVar(&vo.ports, "veilig-ports", "12000-21999", "veilig media.port_range")
+	fs.IntVar(&vo.callers, "sip-callers", 8, "caller extensions, one TLS connection each: calls set up concurrently")
+	fs.Float64Var(&vo.rate, "setup-rate", 200, "calls set up (and torn down) per second through veilig, at most")
+	fs.DurationVar(&vo.timeout, "sip-timeout", 5*time.Second, "time limit of each SIP transaction")
+	traceFile := fs.String("sip-trace", "", "write every SIP message of the veilig target to this file (received ones with normalised header names)")
+	fs.BoolVar(&vo.keep, "keep-data", false, "keep veilig's temporary data dir (it is always kept after a failure)")
 	_ = fs.Parse(args)
 
 	if os.Getenv("MEDIABENCH_PINNED") == "" {
+		if vo.bin == "" && slices.Contains(strings.Split(*targets, ","), "veilig") {
+			// Build before pinning, with every core.
+			tmp, err := os.MkdirTemp("", "mediabench-bin-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			bin := filepath.Join(tmp, "veilig")
+			build := exec.Command("go", "build", "-o", bin, "github.com/veilig/veilig/cmd/veilig")
+			build.Stdout, build.Stderr = os.Stderr, os.Stderr
+			if err := build.Run(); err != nil {
+				return fmt.Errorf("go build ./cmd/veilig (run from the repository, or pass -veilig-bin): %w", err)
+			}
+			args = append(args, "-veilig-bin", bin)
+		}
 		// Re-exec pinned to the load core: a Go process cannot pin all
 		// of its threads after they exist.
 		self, err := os.Executable()
@@ -176,6 +204,25 @@ func benchMain(args []string) error {
 		cmd.Env = append(os.Environ(), "MEDIABENCH_PINNED=1")
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		return cmd.Run()
+	}
+	if vo.bin != "" {
+		abs, err := filepath.Abs(vo.bin)
+		if err != nil {
+			return err
+		}
+		vo.bin = abs
+	}
+	vo.core = *relayCore
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		sipTrace = f
+	}
+	if vo.rate <= 0 {
+		return fmt.Errorf("-setup-rate must be positive")
 	}
 	var calls []int
 	for _, s := range strings.Split(*callsF, ",") {
@@ -191,12 +238,15 @@ func benchMain(args []string) error {
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	best := map[string]int{}
 	for _, name := range strings.Split(*targets, ",") {
-		t, pid, stop, err := startTarget(name, *relayCore, *rtpeThreads)
+		t, pid, stop, err := startTarget(name, *relayCore, *rtpeThreads, vo)
 		if err != nil {
 			return err
 		}
 		for _, n := range calls {
 			r, err := runStep(t, n, time.Duration(*seconds)*time.Second, pid, name)
+			if note := t.note(); note != "" {
+				fmt.Fprintf(os.Stderr, "%s N=%d: %s\n", name, n, note)
+			}
 			if err != nil {
 				stop()
 				return fmt.Errorf("%s N=%d: %w", name, n, err)
@@ -207,6 +257,9 @@ func benchMain(args []string) error {
 				100*r.RelayCPU, float64(r.RelayRSSKB)/1024, 100*r.LoadCPU, r.VerifyOK, r.VerifyOK+r.VerifyBad, pass)
 			if r.LateTicks > 0 || r.SendErrs > 0 {
 				fmt.Printf("|   | note: load tool late ticks=%d send errors=%d |\n", r.LateTicks, r.SendErrs)
+			}
+			if r.TeardownErr != nil {
+				fmt.Printf("|   | note: %v |\n", r.TeardownErr)
 			}
 			if pass {
 				best[name] = n
@@ -243,15 +296,11 @@ func numCPU() int {
 
 // startTarget starts the relay process pinned to core and returns a driver,
 // its PID and a stop function that ends exactly that process.
-func startTarget(name, core string, rtpeThreads int) (target, int, func(), error) {
+func startTarget(name, core string, rtpeThreads int, vo veiligOpts) (target, int, func(), error) {
 	var cmd *exec.Cmd
 	switch name {
 	case "veilig":
-		self, err := os.Executable()
-		if err != nil {
-			return nil, 0, nil, err
-		}
-		cmd = exec.Command("taskset", "-c", core, self, "relay", "-listen-ctl", "127.0.0.1:22223")
+		return startVeilig(vo)
 	case "rtpengine":
 		cmd = exec.Command("taskset", "-c", core, "rtpengine", "--config-file=none", "--table=-1",
 			"--interface=127.0.0.1", "--listen-ng=127.0.0.1:22222", "--port-min=22000", "--port-max=31999",
@@ -285,25 +334,12 @@ func startTarget(name, core string, rtpeThreads int) (target, int, func(), error
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
-		switch name {
-		case "veilig":
-			c, err := net.Dial("tcp", "127.0.0.1:22223")
-			if err != nil {
-				continue
-			}
-			v := &veiligTarget{c: c, rd: bufio.NewReader(c)}
-			if _, err := v.do(ctlReq{Op: "ping"}); err == nil {
-				return v, pid, func() { c.Close(); stop() }, nil
-			}
-			c.Close()
-		case "rtpengine":
-			ng, err := dialNG("127.0.0.1:22222")
-			if err != nil {
-				continue
-			}
-			if _, err := ng.cmd(map[string]any{"command": "ping"}); err == nil {
-				return &rtpeTarget{ng: ng}, pid, stop, nil
-			}
+		ng, err := dialNG("127.0.0.1:22222")
+		if err != nil {
+			continue
+		}
+		if _, err := ng.cmd(map[string]any{"command": "ping"}); err == nil {
+			return &rtpeTarget{ng: ng}, pid, stop, nil
 		}
 	}
 	stop()

@@ -35,6 +35,7 @@ type udpConn struct {
 	pc    *net.UDPConn
 	peer  netip.AddrPort
 	local netip.AddrPort
+	out   *udpOut // the reader's send batch, nil outside a reader
 }
 
 func (c *udpConn) ID() string            { return "udp:" + c.peer.String() }
@@ -42,7 +43,13 @@ func (c *udpConn) Transport() string     { return "udp" }
 func (c *udpConn) Peer() netip.AddrPort  { return c.peer }
 func (c *udpConn) Local() netip.AddrPort { return c.local }
 func (c *udpConn) Reliable() bool        { return false }
-func (c *udpConn) Send(b []byte) error   { _, err := c.pc.WriteToUDPAddrPort(b, c.peer); return err }
+func (c *udpConn) Send(b []byte) error {
+	if c.out != nil && c.out.queue(c.peer, b) {
+		return nil
+	}
+	_, err := c.pc.WriteToUDPAddrPort(b, c.peer)
+	return err
+}
 
 // streamConn is one accepted TCP or TLS connection. Writes are serialised
 // and buffered; a write that cannot finish within writeTimeout closes the
@@ -54,8 +61,12 @@ type streamConn struct {
 	peer      netip.AddrPort
 	local     netip.AddrPort
 
-	mu     sync.Mutex
-	w      *bufio.Writer
+	mu sync.Mutex
+	w  *bufio.Writer
+	// corked holds writes in w while the reader works through what one
+	// read brought: the answers to a burst of requests then leave in one
+	// TLS record and one system call instead of one each.
+	corked bool
 	closed atomic.Bool
 	onGone func(*streamConn)
 	// lastRead is unix seconds of the last received byte (keep-alives
@@ -85,11 +96,37 @@ func (c *streamConn) Send(b []byte) error {
 		c.closeLocked()
 		return err
 	}
+	if c.corked {
+		return nil
+	}
+	return c.flushLocked()
+}
+
+func (c *streamConn) flushLocked() error {
 	if err := c.w.Flush(); err != nil {
 		c.closeLocked()
 		return err
 	}
 	return nil
+}
+
+// cork holds writes until uncork; the read loop brackets the handling of
+// each read with the two.
+func (c *streamConn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+func (c *streamConn) uncork() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	if c.closed.Load() || c.w.Buffered() == 0 {
+		return
+	}
+	_ = c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_ = c.flushLocked()
 }
 
 func (c *streamConn) Close() {

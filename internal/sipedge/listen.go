@@ -105,17 +105,19 @@ func (e *Edge) serveUDP(ctx context.Context, l *listener) {
 // udpBatch is how many datagrams one read may return.
 const udpBatch = 16
 
-type batchReader interface {
+type batchConn interface {
 	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
 func (e *Edge) readUDP(ctx context.Context, l *listener) {
-	var br batchReader
+	var br batchConn
 	if l.addr.Addr().Is4() {
 		br = ipv4.NewPacketConn(l.udp)
 	} else {
 		br = ipv6.NewPacketConn(l.udp)
 	}
+	out := newUDPOut(l.udp, br, 2*udpBatch)
 	msgs := make([]ipv4.Message, udpBatch)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, 65536)}
@@ -128,6 +130,7 @@ func (e *Edge) readUDP(ctx context.Context, l *listener) {
 			}
 			continue
 		}
+		out.begin()
 		for i := 0; i < n; i++ {
 			m := &msgs[i]
 			ua, ok := m.Addr.(*net.UDPAddr)
@@ -139,9 +142,10 @@ func (e *Edge) readUDP(ctx context.Context, l *listener) {
 				e.metrics.dropped.Add(1)
 				continue
 			}
-			c := &udpConn{pc: l.udp, peer: peer, local: l.addr}
+			c := &udpConn{pc: l.udp, peer: peer, local: l.addr, out: out}
 			e.receiveDatagram(ctx, c, m.Buffers[0][:m.N])
 		}
+		out.flush()
 	}
 }
 
@@ -259,7 +263,10 @@ func (e *Edge) readLoop(ctx context.Context, sc *streamConn, idle time.Duration)
 		n, err := nc.Read(buf)
 		if n > 0 {
 			sc.lastRead.Store(time.Now().Unix())
-			if !e.consume(ctx, sc, &fr, buf[:n]) {
+			sc.cork()
+			ok := e.consume(ctx, sc, &fr, buf[:n])
+			sc.uncork()
+			if !ok {
 				return
 			}
 		}

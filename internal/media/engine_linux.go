@@ -168,7 +168,40 @@ type shard struct {
 	scratch [sendSize]byte
 	rtpHdr  rtp.Header
 	rtcpHdr rtcp.Header
+
+	// ring, when the kernel offers io_uring, carries the receives of one
+	// epoll round in one system call and the sends in another; nil means
+	// recvmmsg/sendmmsg per socket. Its slots are below.
+	ring  *uring
+	rg    *ringSlots
+	reapF func(tag uint64, res int32)
+	rnow  int64
 }
+
+// ringSlots are the buffers of operations in the ring. A slot is owned by
+// the kernel from submission until its completion is reaped.
+type ringSlots struct {
+	rbuf  [ringBatch][recvSize + 1]byte // one spare byte tells an oversized datagram
+	rname [ringBatch][unix.SizeofSockaddrInet6]byte
+	riov  [ringBatch]unix.Iovec
+	rhdr  [ringBatch]unix.Msghdr
+	rsock [ringBatch]*sock
+	rgen  [ringBatch]int32
+	rfree []int
+
+	sbuf  [ringBatch][sendSize]byte
+	sname [ringBatch]sockaddr
+	siov  [ringBatch]unix.Iovec
+	shdr  [ringBatch]unix.Msghdr
+	sleg  [ringBatch]*Leg
+	srtcp [ringBatch]bool
+	sfree []int
+}
+
+const (
+	ringBatch = 256 // sockets served per epoll round, and sends in flight
+	ringSend  = 1 << 62
+)
 
 func newShard(r *Relay) (*shard, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -208,7 +241,33 @@ func newShard(r *Relay) (*shard, error) {
 		sh.smsg[i].hdr.SetIovlen(1)
 		sh.smsg[i].hdr.Name = &sh.sname[i].b[0]
 	}
+	if !r.opt.NoURing {
+		if u, err := newURing(2 * ringBatch); err == nil {
+			sh.ring, sh.rg = u, newRingSlots()
+			sh.reapF = sh.completed
+		} else {
+			r.log.Info("io_uring unavailable, batching per socket", "err", err)
+		}
+	}
 	return sh, nil
+}
+
+func newRingSlots() *ringSlots {
+	g := &ringSlots{rfree: make([]int, 0, ringBatch), sfree: make([]int, 0, ringBatch)}
+	for i := range ringBatch {
+		g.riov[i].Base = &g.rbuf[i][0]
+		g.riov[i].SetLen(recvSize + 1)
+		g.rhdr[i].Iov = &g.riov[i]
+		g.rhdr[i].SetIovlen(1)
+		g.rhdr[i].Name = &g.rname[i][0]
+		g.siov[i].Base = &g.sbuf[i][0]
+		g.shdr[i].Iov = &g.siov[i]
+		g.shdr[i].SetIovlen(1)
+		g.shdr[i].Name = &g.sname[i].b[0]
+		g.rfree = append(g.rfree, ringBatch-1-i)
+		g.sfree = append(g.sfree, ringBatch-1-i)
+	}
+	return g
 }
 
 // now is the worker clock: monotonic nanoseconds since the shard started.
@@ -296,6 +355,10 @@ func (sh *shard) closeAll() {
 
 func (sh *shard) closeFDs() {
 	_ = sh.epf.Close()
+	if sh.ring != nil {
+		sh.ring.close()
+		sh.ring = nil
+	}
 }
 
 // loop is the worker: park until sockets are ready, serve them.
@@ -311,19 +374,128 @@ func (sh *shard) loop() {
 			sh.mu.Unlock()
 			return
 		}
-		for i := 0; i < sh.nev; i++ {
-			ev := &sh.events[i]
-			if ev.Fd < 0 || int(ev.Fd) >= len(sh.socks) {
-				continue
+		if sh.ring != nil {
+			sh.serveRing(now)
+		} else {
+			for i := 0; i < sh.nev; i++ {
+				if s := sh.ready(i); s != nil {
+					sh.serve(s, now)
+				}
 			}
-			s := sh.socks[ev.Fd]
-			if s == nil || s.gen != ev.Pad {
-				continue
-			}
-			sh.serve(s, now)
 		}
 		sh.mu.Unlock()
 	}
+}
+
+// ready returns the live socket of epoll event i, nil for a stale one.
+func (sh *shard) ready(i int) *sock {
+	ev := &sh.events[i]
+	if ev.Fd < 0 || int(ev.Fd) >= len(sh.socks) {
+		return nil
+	}
+	s := sh.socks[ev.Fd]
+	if s == nil || s.gen != ev.Pad {
+		return nil
+	}
+	return s
+}
+
+// serveRing serves one epoll round through the ring: one receive per ready
+// socket in one submission, then every forwarded packet in another. A
+// socket with more queued stays readable and comes back next round. Caller
+// holds mu.
+func (sh *shard) serveRing(now int64) {
+	g := sh.rg
+	sh.rnow = now
+	for i := 0; i < sh.nev && len(g.rfree) > 0; i++ {
+		s := sh.ready(i)
+		if s == nil {
+			continue
+		}
+		j := g.rfree[len(g.rfree)-1]
+		g.rhdr[j].Namelen = unix.SizeofSockaddrInet6
+		g.rhdr[j].Flags = 0
+		if sh.ring.msg(opRecvmsg, s.fd, &g.rhdr[j], uint64(j)) != nil {
+			break
+		}
+		g.rfree = g.rfree[:len(g.rfree)-1]
+		g.rsock[j], g.rgen[j] = s, s.gen
+	}
+	if err := sh.ring.submit(); err != nil {
+		sh.ringFailed(err)
+		return
+	}
+	sh.ring.reap(sh.reapF) // receives, each queueing its send
+	if err := sh.ring.submit(); err != nil {
+		sh.ringFailed(err)
+		return
+	}
+	sh.ring.reap(sh.reapF) // sends
+}
+
+// ringFailed falls back to per-socket batching for good. Operations still
+// in the ring keep their slots, which are never reused.
+func (sh *shard) ringFailed(err error) {
+	sh.r.log.Error("io_uring failed, batching per socket from now on", "err", err)
+	sh.ring = nil
+}
+
+// completed handles one ring completion: a received datagram is processed
+// and its forward queued; a finished send is counted.
+func (sh *shard) completed(tag uint64, res int32) {
+	g := sh.rg
+	if tag&ringSend != 0 {
+		j := int(tag &^ ringSend)
+		if l := g.sleg[j]; l != nil {
+			if res >= 0 {
+				l.st.bytesOut += uint64(res)
+				if g.srtcp[j] {
+					l.st.rtcpOut++
+				} else {
+					l.st.packetsOut++
+				}
+			} else {
+				// Full socket buffer or unreachable peer: dropped, as a
+				// router would, and counted.
+				l.st.sendErrors++
+			}
+		}
+		g.sleg[j] = nil
+		g.sfree = append(g.sfree, j)
+		return
+	}
+	j := int(tag)
+	s, gen := g.rsock[j], g.rgen[j]
+	g.rsock[j] = nil
+	// The slot's buffer stays valid below: slots are taken only when a
+	// round submits, never while completions are handled.
+	g.rfree = append(g.rfree, j)
+	if res < 0 || s == nil || s.gen != gen || s.leg == nil {
+		return // EAGAIN (another round took it) or the socket closed
+	}
+	if int(res) > recvSize {
+		s.leg.st.dropMalformed++
+		return
+	}
+	if len(g.sfree) == 0 {
+		s.leg.st.sendErrors++
+		return
+	}
+	o := g.sfree[len(g.sfree)-1]
+	src := parseSockaddr(&g.rname[j])
+	k, via, dst, isRTCP := sh.process(s, g.rbuf[j][:res], src, sh.rnow, g.sbuf[o][:])
+	if k == 0 {
+		return
+	}
+	g.siov[o].SetLen(k)
+	g.sname[o] = *dst
+	g.shdr[o].Namelen = dst.n
+	if sh.ring.msg(opSendmsg, via.fd, &g.shdr[o], ringSend|uint64(o)) != nil {
+		via.leg.st.sendErrors++
+		return
+	}
+	g.sfree = g.sfree[:len(g.sfree)-1]
+	g.sleg[o], g.srtcp[o] = via.leg, isRTCP
 }
 
 // sweeper raises media timeouts.

@@ -31,6 +31,9 @@ type Options struct {
 	Timeout time.Duration
 	// Workers is the number of epoll loops; 0 means GOMAXPROCS.
 	Workers int
+	// NoURing batches with recvmmsg/sendmmsg per socket even where the
+	// kernel offers io_uring (which batches across sockets).
+	NoURing bool
 	// Suites is the order in which Veilig offers SRTP suites; nil means
 	// DefaultSuites.
 	Suites []Suite

@@ -187,8 +187,20 @@ func checkPayloads(t *testing.T, got []rtp.Packet, from *device, want int) {
 	}
 }
 
+// TestRoundTripDifferentSuites runs on both socket paths: the io_uring one
+// (where the kernel has it) and per-socket recvmmsg/sendmmsg.
 func TestRoundTripDifferentSuites(t *testing.T) {
-	r, _ := testRelay(t, Options{})
+	for _, noURing := range []bool{false, true} {
+		name := "uring"
+		if noURing {
+			name = "mmsg"
+		}
+		t.Run(name, func(t *testing.T) { roundTripDifferentSuites(t, noURing) })
+	}
+}
+
+func roundTripDifferentSuites(t *testing.T, noURing bool) {
+	r, _ := testRelay(t, Options{NoURing: noURing})
 	for _, tc := range [][2]Suite{
 		{SuiteAES128SHA1_80, SuiteAEADAES128GCM},
 		{SuiteAES128SHA1_32, SuiteAEADAES256GCM},

@@ -180,15 +180,24 @@ func lifetime(s string) (uint64, error) {
 // audio) tolerates real reordering while refusing every duplicate.
 const replayWindow = 128
 
-// context builds a pion SRTP context for c with replay protection on.
-func (c Crypto) context() (*srtp.Context, error) {
-	p, kl, sl, err := c.Suite.profile()
+// check validates c without building a context.
+func (c Crypto) check() error {
+	_, kl, sl, err := c.Suite.profile()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(c.Key) != kl+sl {
-		return nil, fmt.Errorf("%w: key is %d bytes, %s needs %d", ErrBadCrypto, len(c.Key), c.Suite, kl+sl)
+		return fmt.Errorf("%w: key is %d bytes, %s needs %d", ErrBadCrypto, len(c.Key), c.Suite, kl+sl)
 	}
+	return nil
+}
+
+// context builds a pion SRTP context for c with replay protection on.
+func (c Crypto) context() (*srtp.Context, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	p, kl, _, _ := c.Suite.profile()
 	opts := []srtp.ContextOption{srtp.SRTPReplayProtection(replayWindow), srtp.SRTCPReplayProtection(replayWindow)}
 	if len(c.MKI) > 0 {
 		opts = append(opts, srtp.MasterKeyIndicator(c.MKI))

@@ -316,7 +316,7 @@ func (sh *shard) unregisterLeg(l *Leg) {
 		sh.r.pool.put(l.port)
 		l.port = 0
 	}
-	l.tx, l.rx = nil, nil
+	l.tx, l.rx, l.txKey, l.rxKey = nil, nil, false, false
 }
 
 // releaseRTCP closes a leg's separate RTCP socket. Caller holds mu.
@@ -631,7 +631,7 @@ func (sh *shard) process(s *sock, pkt []byte, src netip.AddrPort, now int64, out
 			return 0, nil, nil, false
 		}
 		plain = pkt
-	case l.rx == nil:
+	case !l.rxKey || !sh.contexts(l):
 		l.st.dropNoKey++
 		return 0, nil, nil, false
 	case isRTCP:
@@ -683,7 +683,7 @@ func (sh *shard) process(s *sock, pkt []byte, src netip.AddrPort, now int64, out
 			dst = &peer.dstRTCP
 		}
 	}
-	if via == nil || dst.n == 0 || (!peer.plain && peer.tx == nil) {
+	if via == nil || dst.n == 0 || (!peer.plain && (!peer.txKey || !sh.contexts(peer))) {
 		l.st.dropNoPeer++
 		return 0, nil, nil, false
 	}
@@ -706,6 +706,28 @@ func (sh *shard) process(s *sock, pkt []byte, src netip.AddrPort, now int64, out
 		return 0, nil, nil, false
 	}
 	return len(o), via, dst, isRTCP
+}
+
+// contexts builds the leg's missing SRTP contexts from its installed keys
+// (checked when installed, so this fails only on a pion error). Caller
+// holds mu.
+func (sh *shard) contexts(l *Leg) bool {
+	var err error
+	if l.txKey && l.tx == nil {
+		if l.tx, err = l.local.context(); err != nil {
+			sh.r.log.Error("srtp context", "call", l.sess.callID, "leg", l.id, "err", err)
+			l.txKey = false
+			return false
+		}
+	}
+	if l.rxKey && l.rx == nil {
+		if l.rx, err = l.remote.context(); err != nil {
+			sh.r.log.Error("srtp context", "call", l.sess.callID, "leg", l.id, "err", err)
+			l.rxKey = false
+			return false
+		}
+	}
+	return true
 }
 
 // errReplay is pion/srtp's (unexported) sentinel for a replayed packet,

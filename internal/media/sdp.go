@@ -301,7 +301,7 @@ func (s *Session) offerCrypto(y *Leg) ([]Crypto, string, error) {
 		y.clearOffered()
 		return nil, "RTP/AVP", nil
 	}
-	if y.tx != nil {
+	if y.txKey {
 		c := clone(y.local)
 		y.offered = []Crypto{c}
 		sh.mu.Unlock()

@@ -138,24 +138,29 @@ type Leg struct {
 	rtp, rtcp  *sock
 	allowPlain bool
 	plain      bool
-	local      Crypto        // Veilig's key: encrypts towards the device
-	remote     Crypto        // the device's key: authenticates what it sends
-	tx, rx     *srtp.Context // contexts for local and remote
-	offered    []Crypto      // Veilig's keys offered to this device, awaiting its answer
-	mux        bool
-	hintRTP    netip.AddrPort // from SDP: a hint, never proof
-	hintRTCP   netip.AddrPort
-	latRTP     netip.AddrPort // learned from an authenticated packet
-	latRTCP    netip.AddrPort
-	dstRTP     sockaddr // where RTP (and muxed RTCP) goes now
-	dstRTCP    sockaddr // where RTCP goes when not muxed
-	direction  string   // last negotiated a=sendrecv etc. from this device
-	ssrcs      int      // SSRCs seen, bounds pion's per-SSRC state
-	st         legCounters
-	burstStart int64
-	burstN     uint32
-	injAt      int64
-	injSent    bool
+	local      Crypto // Veilig's key: encrypts towards the device
+	remote     Crypto // the device's key: authenticates what it sends
+	// txKey and rxKey say local and remote are installed; tx and rx are
+	// their contexts, built by the worker at the first packet that needs
+	// them. Deriving session keys costs more than the rest of call set-up,
+	// and many calls end before any media flows.
+	txKey, rxKey bool
+	tx, rx       *srtp.Context
+	offered      []Crypto // Veilig's keys offered to this device, awaiting its answer
+	mux          bool
+	hintRTP      netip.AddrPort // from SDP: a hint, never proof
+	hintRTCP     netip.AddrPort
+	latRTP       netip.AddrPort // learned from an authenticated packet
+	latRTCP      netip.AddrPort
+	dstRTP       sockaddr // where RTP (and muxed RTCP) goes now
+	dstRTCP      sockaddr // where RTCP goes when not muxed
+	direction    string   // last negotiated a=sendrecv etc. from this device
+	ssrcs        int      // SSRCs seen, bounds pion's per-SSRC state
+	st           legCounters
+	burstStart   int64
+	burstN       uint32
+	injAt        int64
+	injSent      bool
 }
 
 type legCounters struct {
@@ -265,7 +270,7 @@ func (l *Leg) SetPlain() error {
 		return ErrPlainNotAllowed
 	}
 	l.plain = true
-	l.tx, l.rx = nil, nil
+	l.tx, l.rx, l.txKey, l.rxKey = nil, nil, false, false
 	l.local, l.remote = Crypto{}, Crypto{}
 	return nil
 }
@@ -279,34 +284,24 @@ func (l *Leg) SetCrypto(local, remote Crypto) error {
 	if local.Suite != remote.Suite {
 		return fmt.Errorf("media: leg %s: local suite %s differs from remote %s", l.id, local.Suite, remote.Suite)
 	}
+	if err := local.check(); err != nil {
+		return fmt.Errorf("media: leg %s local key: %w", l.id, err)
+	}
+	if err := remote.check(); err != nil {
+		return fmt.Errorf("media: leg %s remote key: %w", l.id, err)
+	}
 	sh := l.sess.sh
-	sh.mu.Lock()
-	sameLocal := l.tx != nil && l.local.Equal(local)
-	sameRemote := l.rx != nil && l.remote.Equal(remote)
-	sh.mu.Unlock()
-	var tx, rx *srtp.Context
-	var err error
-	if !sameLocal {
-		if tx, err = local.context(); err != nil {
-			return fmt.Errorf("media: leg %s local key: %w", l.id, err)
-		}
-	}
-	if !sameRemote {
-		if rx, err = remote.context(); err != nil {
-			return fmt.Errorf("media: leg %s remote key: %w", l.id, err)
-		}
-	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if l.sess.closed {
 		return ErrClosed
 	}
 	l.plain = false
-	if tx != nil {
-		l.tx, l.local = tx, clone(local)
+	if !l.txKey || !l.local.Equal(local) {
+		l.tx, l.local, l.txKey = nil, clone(local), true
 	}
-	if rx != nil {
-		l.rx, l.remote = rx, clone(remote)
+	if !l.rxKey || !l.remote.Equal(remote) {
+		l.rx, l.remote, l.rxKey = nil, clone(remote), true
 		l.ssrcs = 0
 	}
 	return nil
@@ -316,7 +311,7 @@ func (l *Leg) SetCrypto(local, remote Crypto) error {
 func (l *Leg) LocalCrypto() (Crypto, bool) {
 	l.sess.sh.mu.Lock()
 	defer l.sess.sh.mu.Unlock()
-	return clone(l.local), l.tx != nil
+	return clone(l.local), l.txKey
 }
 
 func clone(c Crypto) Crypto {
@@ -385,7 +380,7 @@ func (l *Leg) statsLocked() LegStats {
 	switch {
 	case l.plain:
 		s.Suite, s.ClearOnNetwork = SuitePlain, true
-	case l.tx != nil:
+	case l.txKey:
 		s.Suite = l.local.Suite
 	}
 	s.Remote, s.Latched = l.hintRTP, l.latRTP.IsValid()
@@ -403,10 +398,10 @@ func (l *Leg) statsLocked() LegStats {
 // cipher per context and a replay window per SSRC.
 func (l *Leg) ctxBytes() int {
 	n := 0
-	if l.tx != nil {
+	if l.txKey {
 		n += 1500
 	}
-	if l.rx != nil {
+	if l.rxKey {
 		n += 1500 + 200*l.ssrcs
 	}
 	return n

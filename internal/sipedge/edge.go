@@ -189,7 +189,7 @@ func (e *Edge) ConnFor(connID, transport string, peer netip.AddrPort) (Conn, boo
 	if transport == "udp" {
 		for _, l := range e.listeners {
 			if l.udp != nil {
-				return &udpConn{pc: l.udp, peer: peer, local: l.addr}, true
+				return &udpConn{pc: l.udp, peer: peer, local: l.addr, out: l.out}, true
 			}
 		}
 		return nil, false

@@ -22,6 +22,7 @@ type listener struct {
 	transport string
 	addr      netip.AddrPort
 	udp       *net.UDPConn
+	out       *udpOut      // udp: batched sends of the socket
 	ln        net.Listener // tcp; tls wraps it at accept time
 }
 
@@ -48,7 +49,8 @@ func (e *Edge) listen() error {
 				_ = pc.SetReadBuffer(e.opts.UDPReadBuffer)
 				_ = pc.SetWriteBuffer(e.opts.UDPReadBuffer)
 			}
-			e.listeners = append(e.listeners, &listener{transport: "udp", addr: addrPortOf(pc.LocalAddr()), udp: pc})
+			e.listeners = append(e.listeners, &listener{transport: "udp", addr: addrPortOf(pc.LocalAddr()), udp: pc,
+				out: newUDPOut(pc, 4*udpBatch)})
 		default:
 			ln, err := net.Listen("tcp", hostport)
 			if err != nil {
@@ -105,19 +107,18 @@ func (e *Edge) serveUDP(ctx context.Context, l *listener) {
 // udpBatch is how many datagrams one read may return.
 const udpBatch = 16
 
-type batchConn interface {
+type batchReader interface {
 	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
 func (e *Edge) readUDP(ctx context.Context, l *listener) {
-	var br batchConn
+	var br batchReader
 	if l.addr.Addr().Is4() {
 		br = ipv4.NewPacketConn(l.udp)
 	} else {
 		br = ipv6.NewPacketConn(l.udp)
 	}
-	out := newUDPOut(l.udp, br, 2*udpBatch)
+	out := l.out
 	msgs := make([]ipv4.Message, udpBatch)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, 65536)}

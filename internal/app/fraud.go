@@ -43,7 +43,7 @@ func restoreFraud(ctx context.Context, g *tollfraud.Guard, st store.Store) error
 	for _, s := range sus {
 		g.Suspend(s.Extension, s.Reason, time.Now())
 	}
-	recs, err := st.ListCallRecords(ctx, 200_000)
+	recs, err := st.ListOutboundCallRecords(ctx, 200_000)
 	if err != nil {
 		return err
 	}

@@ -174,6 +174,10 @@ type Store interface {
 	// InsertCallRecords fails with ErrExists on a duplicate ID.
 	InsertCallRecords(ctx context.Context, rs []CallRecord) error
 	ListCallRecords(ctx context.Context, limit int) ([]CallRecord, error) // newest first; limit <= 0: all
+	// ListOutboundCallRecords lists only calls to outside numbers (E164
+	// set), newest first: the toll-fraud baseline needs those alone, and
+	// internal calls can outnumber them by far.
+	ListOutboundCallRecords(ctx context.Context, limit int) ([]CallRecord, error)
 	// InsertEvents assigns IDs (Event.ID is ignored), increasing in insert order.
 	InsertEvents(ctx context.Context, es []Event) error
 	ListEvents(ctx context.Context, f EventFilter) ([]Event, error) // newest first; Since inclusive

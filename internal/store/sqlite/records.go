@@ -55,11 +55,21 @@ func (d *DB) InsertCallRecords(ctx context.Context, rs []store.CallRecord) error
 // ListCallRecords returns up to limit records, newest StartedAt first
 // (ties in insertion order, newest first). limit <= 0 means no limit.
 func (d *DB) ListCallRecords(ctx context.Context, limit int) ([]store.CallRecord, error) {
+	return d.listCallRecords(ctx, "", limit)
+}
+
+// ListOutboundCallRecords returns up to limit records of calls to outside
+// numbers, newest StartedAt first.
+func (d *DB) ListOutboundCallRecords(ctx context.Context, limit int) ([]store.CallRecord, error) {
+	return d.listCallRecords(ctx, `WHERE e164 <> ''`, limit)
+}
+
+func (d *DB) listCallRecords(ctx context.Context, where string, limit int) ([]store.CallRecord, error) {
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
 	rows, err := d.r.QueryContext(ctx,
-		`SELECT `+callRecordCols+` FROM call_records ORDER BY started_at DESC, rowid DESC LIMIT ?`, limit)
+		`SELECT `+callRecordCols+` FROM call_records `+where+` ORDER BY started_at DESC, rowid DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list call records: %w", err)
 	}

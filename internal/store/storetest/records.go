@@ -82,6 +82,27 @@ func testCallRecords(t *testing.T, s store.Store) {
 	if got := ids(rs, crID); fmt.Sprint(got) != "[c2 c3]" {
 		t.Errorf("ListCallRecords(2) = %v, want [c2 c3]", got)
 	}
+
+	// Only calls to outside numbers are outbound; internal ones (no E164)
+	// are left out however recent.
+	o1 := callRecord("o1", base.Add(-time.Minute))
+	o1.E164, o1.Country = "+31201234567", "NL"
+	o2 := callRecord("o2", base.Add(-2*time.Minute))
+	o2.E164, o2.Country = "+442071234567", "GB"
+	must(t, s.InsertCallRecords(ctx, []store.CallRecord{o2, o1}))
+	rs, err = s.ListOutboundCallRecords(ctx, 0)
+	must(t, err)
+	if got := ids(rs, crID); fmt.Sprint(got) != "[o1 o2]" {
+		t.Errorf("ListOutboundCallRecords(0) = %v, want [o1 o2]", got)
+	}
+	if len(rs) == 2 && (rs[0].E164 != o1.E164 || rs[1].Country != "GB") {
+		t.Errorf("outbound records lost their destination: %+v", rs)
+	}
+	rs, err = s.ListOutboundCallRecords(ctx, 1)
+	must(t, err)
+	if got := ids(rs, crID); fmt.Sprint(got) != "[o1]" {
+		t.Errorf("ListOutboundCallRecords(1) = %v, want [o1]", got)
+	}
 }
 
 func testCallRecordsDuplicate(t *testing.T, s store.Store) {

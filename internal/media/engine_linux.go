@@ -409,6 +409,18 @@ func (sh *shard) ready(i int) *sock {
 func (sh *shard) serveRing(now int64) {
 	g := sh.rg
 	sh.rnow = now
+	if len(g.rfree) == 0 {
+		// Every receive is still with the kernel: it did not complete them
+		// during submission as it should. Serving on through the ring
+		// would spin on sockets that stay readable.
+		sh.ringFailed(errors.New("io_uring receives did not complete during submission"))
+		for i := 0; i < sh.nev; i++ {
+			if s := sh.ready(i); s != nil {
+				sh.serve(s, now)
+			}
+		}
+		return
+	}
 	for i := 0; i < sh.nev && len(g.rfree) > 0; i++ {
 		s := sh.ready(i)
 		if s == nil {

@@ -35,7 +35,7 @@ type udpConn struct {
 	pc    *net.UDPConn
 	peer  netip.AddrPort
 	local netip.AddrPort
-	out   *udpOut // the reader's send batch, nil outside a reader
+	out   *udpOut // the socket's send batch (see udpOut); nil sends at once
 }
 
 func (c *udpConn) ID() string            { return "udp:" + c.peer.String() }

@@ -101,7 +101,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	tm, err := tlsconf.New(tlsconf.Options{
 		CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, Dir: cfg.TLSDir(),
 		Domain: cfg.SIP.Domain, Hosts: listenHosts(cfg), MinVersion: cfg.TLS.MinTLSVersion(),
-	}, log.With("component", "tls"))
+	}, log)
 	if err != nil {
 		return err
 	}

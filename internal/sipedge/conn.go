@@ -67,8 +67,14 @@ type streamConn struct {
 	// read brought: the answers to a burst of requests then leave in one
 	// TLS record and one system call instead of one each.
 	corked bool
-	closed atomic.Bool
-	onGone func(*streamConn)
+	// heldSince is when the oldest write now held by the cork was made
+	// (zero: nothing held); onHeld hears when it becomes non-zero, so that
+	// a reader stuck in a long handler cannot hold other senders' messages
+	// for long (see heldConns).
+	heldSince time.Time
+	onHeld    func(*streamConn)
+	closed    atomic.Bool
+	onGone    func(*streamConn)
 	// lastRead is unix seconds of the last received byte (keep-alives
 	// included), for idle accounting.
 	lastRead atomic.Int64
@@ -83,23 +89,38 @@ func (c *streamConn) Local() netip.AddrPort { return c.local }
 func (c *streamConn) Reliable() bool        { return true }
 
 func (c *streamConn) Send(b []byte) error {
+	held, err := c.send(b)
+	if held && c.onHeld != nil {
+		c.onHeld(c) // outside mu: heldConns locks its table, then c.mu
+	}
+	return err
+}
+
+// send writes b, or keeps it in the buffer while corked; held reports that
+// b is the first write the cork holds.
+func (c *streamConn) send(b []byte) (held bool, err error) {
 	if c.closed.Load() {
-		return ErrConnClosed
+		return false, ErrConnClosed
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed.Load() {
-		return ErrConnClosed
+		return false, ErrConnClosed
 	}
-	_ = c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	now := time.Now()
+	_ = c.c.SetWriteDeadline(now.Add(writeTimeout))
 	if _, err := c.w.Write(b); err != nil {
 		c.closeLocked()
-		return err
+		return false, err
 	}
 	if c.corked {
-		return nil
+		if c.heldSince.IsZero() && c.w.Buffered() > 0 {
+			c.heldSince = now
+			return true, nil
+		}
+		return false, nil
 	}
-	return c.flushLocked()
+	return false, c.flushLocked()
 }
 
 func (c *streamConn) flushLocked() error {
@@ -108,25 +129,6 @@ func (c *streamConn) flushLocked() error {
 		return err
 	}
 	return nil
-}
-
-// cork holds writes until uncork; the read loop brackets the handling of
-// each read with the two.
-func (c *streamConn) cork() {
-	c.mu.Lock()
-	c.corked = true
-	c.mu.Unlock()
-}
-
-func (c *streamConn) uncork() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.corked = false
-	if c.closed.Load() || c.w.Buffered() == 0 {
-		return
-	}
-	_ = c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_ = c.flushLocked()
 }
 
 func (c *streamConn) Close() {
@@ -140,6 +142,7 @@ func (c *streamConn) closeLocked() {
 		return
 	}
 	_ = c.c.Close()
+	c.heldSince = time.Time{}
 	if c.onGone != nil {
 		c.onGone(c)
 	}

@@ -54,6 +54,7 @@ type Edge struct {
 	parser    *sip.Parser
 	listeners []*listener
 	conns     *connTable
+	held      heldConns
 	txs       *txTable
 	metrics   Metrics
 	routeIP   sync.Map // netip.Addr -> netip.Addr: local address facing a peer
@@ -146,6 +147,20 @@ func (e *Edge) Serve(ctx context.Context) error {
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(maxHold)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				e.held.flush(now)
+			}
+		}
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -90,6 +90,7 @@ func normalize(ap netip.AddrPort) netip.AddrPort {
 // platform has it: under load one system call brings many messages.
 func (e *Edge) serveUDP(ctx context.Context, l *listener) {
 	workers := e.opts.UDPWorkers
+	go l.out.flusher(ctx)
 	done := make(chan struct{})
 	for i := 0; i < workers; i++ {
 		go func() {
@@ -247,6 +248,7 @@ func (e *Edge) newStreamConn(nc net.Conn, transport string, peer netip.AddrPort)
 		peer:      peer,
 		local:     normalize(addrPortOf(nc.LocalAddr())),
 		onGone:    e.conns.remove,
+		onHeld:    e.held.add,
 	}
 	sc.w = newWriter(nc)
 	e.conns.add(sc)

@@ -1,9 +1,11 @@
 package sipedge
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -16,7 +18,9 @@ import (
 // registration. Sends from anywhere (a reader's answers, the B2BUA's
 // requests on the other leg, timers) are queued while any reader has a
 // batch open, and whichever reader finishes next writes them all; with no
-// batch open everything is written at once.
+// batch open everything is written at once. A handler can take long (an
+// outbound call may dial its carrier first), so nothing waits in the queue
+// for more than maxHold: the flusher writes what has waited that long.
 type udpOut struct {
 	pc *net.UDPConn
 	bw interface {
@@ -24,7 +28,8 @@ type udpOut struct {
 	}
 
 	mu    sync.Mutex
-	open  int // readers inside a batch
+	open  int       // readers inside a batch
+	since time.Time // when the oldest queued datagram was queued
 	n     int
 	msgs  []ipv4.Message
 	addrs []net.UDPAddr
@@ -62,6 +67,9 @@ func (o *udpOut) queue(dst netip.AddrPort, b []byte) bool {
 	if o.open == 0 || o.n == len(o.msgs) {
 		return false
 	}
+	if o.n == 0 {
+		o.since = time.Now()
+	}
 	m := &o.msgs[o.n]
 	m.Buffers[0] = append(m.Buffers[0][:0], b...)
 	a := &o.addrs[o.n]
@@ -79,13 +87,39 @@ func (o *udpOut) queue(dst netip.AddrPort, b []byte) bool {
 	return true
 }
 
-// flush closes one reader's batch and writes everything queued. A datagram the socket
-// refuses is dropped, as any UDP send may be; the transaction layer
-// retransmits what matters.
+// maxHold bounds how long a queued datagram waits for its batch to end.
+const maxHold = 5 * time.Millisecond
+
+// flusher writes datagrams that have waited maxHold, until ctx ends.
+func (o *udpOut) flusher(ctx context.Context) {
+	t := time.NewTicker(maxHold)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			o.mu.Lock()
+			if o.n > 0 && now.Sub(o.since) >= maxHold {
+				o.writeLocked()
+			}
+			o.mu.Unlock()
+		}
+	}
+}
+
+// flush closes one reader's batch and writes everything queued. A datagram
+// the socket refuses is dropped, as any UDP send may be; the transaction
+// layer retransmits what matters.
 func (o *udpOut) flush() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.open--
+	o.writeLocked()
+}
+
+// writeLocked writes and empties the queue. Caller holds mu.
+func (o *udpOut) writeLocked() {
 	for sent := 0; sent < o.n; {
 		k, _ := o.bw.WriteBatch(o.msgs[sent:o.n], 0)
 		if k <= 0 {

@@ -1,0 +1,94 @@
+package sipedge
+
+import (
+	"sync"
+	"time"
+)
+
+// cork holds writes until uncork; the read loop brackets the handling of
+// each read with the two.
+func (c *streamConn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+func (c *streamConn) uncork() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	c.heldSince = time.Time{}
+	if c.closed.Load() || c.w.Buffered() == 0 {
+		return
+	}
+	_ = c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_ = c.flushLocked()
+}
+
+// flushHeld writes what the cork has held since before limit and reports
+// whether anything is still held.
+func (c *streamConn) flushHeld(now time.Time, limit time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.heldSince.IsZero() || c.closed.Load() {
+		c.heldSince = time.Time{}
+		return false
+	}
+	if now.Sub(c.heldSince) < limit {
+		return true
+	}
+	c.heldSince = time.Time{}
+	if c.w.Buffered() > 0 {
+		_ = c.c.SetWriteDeadline(now.Add(writeTimeout))
+		_ = c.flushLocked()
+	}
+	return false
+}
+
+// heldConns tracks the connections whose cork holds writes, so a flusher
+// can write what waited maxHold: the reader of a connection may sit in a
+// long handler (an outbound call dialling its carrier) while other
+// goroutines send to that connection.
+type heldConns struct {
+	mu sync.Mutex
+	m  map[*streamConn]struct{}
+}
+
+func (h *heldConns) add(c *streamConn) {
+	h.mu.Lock()
+	if h.m == nil {
+		h.m = make(map[*streamConn]struct{})
+	}
+	h.m[c] = struct{}{}
+	h.mu.Unlock()
+}
+
+// flush writes held messages older than maxHold and forgets connections
+// that hold nothing. A connection that becomes held meanwhile adds itself
+// again after this pass, since add waits for mu.
+func (h *heldConns) flush(now time.Time) {
+	h.mu.Lock()
+	cs := make([]*streamConn, 0, len(h.m))
+	for c := range h.m {
+		cs = append(cs, c)
+	}
+	h.mu.Unlock()
+	if len(cs) == 0 {
+		return
+	}
+	var idle []*streamConn
+	for _, c := range cs {
+		if !c.flushHeld(now, maxHold) {
+			idle = append(idle, c)
+		}
+	}
+	h.mu.Lock()
+	for _, c := range idle {
+		c.mu.Lock()
+		if c.heldSince.IsZero() {
+			delete(h.m, c)
+		}
+		c.mu.Unlock()
+	}
+	h.mu.Unlock()
+}

@@ -1,0 +1,148 @@
+package sipedge
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// A batch written on a wildcard (dual-stack) socket reaches an IPv4 peer, and
+// sends outside a batch go at once.
+func TestUDPOutWildcardSocket(t *testing.T) {
+	for _, bind := range []string{"0.0.0.0:0", "127.0.0.1:0"} {
+		pc, err := net.ListenUDP("udp", mustUDPAddr(t, bind))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		peer, err := net.ListenUDP("udp4", mustUDPAddr(t, "127.0.0.1:0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer peer.Close()
+		dst := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+		out := newUDPOut(pc, 4)
+		c := &udpConn{pc: pc, peer: netip.AddrPortFrom(dst.Addr(), dst.Port()), out: out}
+		out.begin()
+		for _, m := range []string{"one", "two"} {
+			if err := c.Send([]byte(m)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out.flush()
+		if err := c.Send([]byte("three")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		for _, want := range []string{"one", "two", "three"} {
+			_ = peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+			n, err := peer.Read(buf)
+			if err != nil || string(buf[:n]) != want {
+				t.Fatalf("%s: got %q, %v; want %q", bind, buf[:n], err, want)
+			}
+		}
+	}
+}
+
+func mustUDPAddr(t *testing.T, s string) *net.UDPAddr {
+	t.Helper()
+	a, err := net.ResolveUDPAddr("udp", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// A batch whose reader is stuck (a handler dialling a carrier, say) does not
+// hold other senders' datagrams for longer than maxHold and a tick.
+func TestUDPOutStuckBatchIsFlushed(t *testing.T) {
+	pc, err := net.ListenUDP("udp4", mustUDPAddr(t, "127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	peer, err := net.ListenUDP("udp4", mustUDPAddr(t, "127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	out := newUDPOut(pc, 4)
+	go out.flusher(t.Context())
+	c := &udpConn{pc: pc, peer: peer.LocalAddr().(*net.UDPAddr).AddrPort(), out: out}
+	out.begin() // never flushed by its reader
+	start := time.Now()
+	if err := c.Send([]byte("trying")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	_ = peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := peer.Read(buf)
+	if err != nil || string(buf[:n]) != "trying" {
+		t.Fatalf("got %q, %v", buf[:n], err)
+	}
+	if waited := time.Since(start); waited > 200*time.Millisecond {
+		t.Fatalf("datagram waited %v in a stuck batch", waited)
+	}
+}
+
+// A corked stream connection whose reader is stuck still delivers what
+// other goroutines send to it, within maxHold and a tick.
+func TestCorkedStreamIsFlushed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held heldConns
+	sc := &streamConn{c: server, w: newWriter(server), onHeld: held.add}
+	defer sc.Close()
+	ctx := t.Context()
+	go func() {
+		tk := time.NewTicker(maxHold)
+		defer tk.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-tk.C:
+				held.flush(now)
+			}
+		}
+	}()
+	sc.cork() // the reader never uncorks: stuck in a handler
+	start := time.Now()
+	if err := sc.Send([]byte("INVITE")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	_ = client.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := client.Read(buf)
+	if err != nil || string(buf[:n]) != "INVITE" {
+		t.Fatalf("got %q, %v", buf[:n], err)
+	}
+	if waited := time.Since(start); waited > 200*time.Millisecond {
+		t.Fatalf("message waited %v behind a stuck cork", waited)
+	}
+	held.mu.Lock()
+	left := len(held.m)
+	held.mu.Unlock()
+	for i := 0; left != 0 && i < 100; i++ {
+		time.Sleep(maxHold)
+		held.mu.Lock()
+		left = len(held.m)
+		held.mu.Unlock()
+	}
+	if left != 0 {
+		t.Fatalf("%d connections still tracked as held", left)
+	}
+}

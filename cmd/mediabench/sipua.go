@@ -8,14 +8,11 @@ package main
 
 import (
 	"bufio"
-	"crypto/md5"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"net"
 	"sort"
@@ -23,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/veilig/veilig/internal/auth"
 )
 
 const uaName = "veilig-mediabench"
@@ -495,13 +494,13 @@ func (u *sipUA) transactAuth(q *sipReq, timeout time.Duration) (*sipMsg, error) 
 	if res.code == 407 {
 		chHdr, authHdr = "proxy-authenticate", "Proxy-Authorization"
 	}
-	ch, err := pickChallenge(res.all(chHdr))
+	ch, err := auth.PickChallenge(res.all(chHdr))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", q.method, err)
 	}
 	q2 := *q
 	q2.cseq++
-	q2.extra = append(append([]string(nil), q.extra...), authHdr+": "+ch.authorize(u.user, u.secret, q.method, q.ruri))
+	q2.extra = append(append([]string(nil), q.extra...), authHdr+": "+ch.Authorization(u.user, u.secret, q.method, q.ruri))
 	res, err = u.transact(&q2, timeout)
 	q.cseq = q2.cseq
 	if err == nil && (res.code == 401 || res.code == 407) {
@@ -512,111 +511,6 @@ func (u *sipUA) transactAuth(q *sipReq, timeout time.Duration) (*sipMsg, error) 
 
 // sendReq sends a request outside any transaction (the ACK of a 2xx).
 func (u *sipUA) sendReq(q *sipReq) error { return u.send(u.build(q, newBranch())) }
-
-// challenge is one Digest challenge (RFC 7616).
-type challenge struct {
-	realm, nonce, opaque, alg string
-	qopAuth                   bool
-}
-
-// pickChallenge takes SHA-256 when offered, else MD5.
-func pickChallenge(vals []string) (challenge, error) {
-	var best challenge
-	found := false
-	for _, v := range vals {
-		c, ok := parseChallenge(v)
-		if !ok || !c.qopAuth {
-			continue
-		}
-		if c.alg == "SHA-256" {
-			return c, nil
-		}
-		if c.alg == "MD5" && !found {
-			best, found = c, true
-		}
-	}
-	if !found {
-		return best, fmt.Errorf("no usable digest challenge (SHA-256 or MD5 with qop=auth) in %q", vals)
-	}
-	return best, nil
-}
-
-func parseChallenge(v string) (challenge, bool) {
-	scheme, rest, ok := strings.Cut(strings.TrimSpace(v), " ")
-	if !ok || !strings.EqualFold(scheme, "Digest") {
-		return challenge{}, false
-	}
-	c := challenge{alg: "MD5"}
-	for _, kv := range splitParams(rest) {
-		k, val, _ := strings.Cut(kv, "=")
-		k = strings.ToLower(strings.TrimSpace(k))
-		val = strings.TrimSpace(val)
-		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
-			val = strings.ReplaceAll(val[1:len(val)-1], `\`, "")
-		}
-		switch k {
-		case "realm":
-			c.realm = val
-		case "nonce":
-			c.nonce = val
-		case "opaque":
-			c.opaque = val
-		case "algorithm":
-			c.alg = strings.ToUpper(val)
-		case "qop":
-			for _, q := range strings.Split(val, ",") {
-				if strings.TrimSpace(q) == "auth" {
-					c.qopAuth = true
-				}
-			}
-		}
-	}
-	return c, c.nonce != ""
-}
-
-// splitParams splits a comma-separated auth-param list, keeping commas
-// inside quoted strings.
-func splitParams(s string) []string {
-	var out []string
-	quoted, start := false, 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '"':
-			quoted = !quoted
-		case ',':
-			if !quoted {
-				out = append(out, s[start:i])
-				start = i + 1
-			}
-		}
-	}
-	return append(out, s[start:])
-}
-
-// authorize computes the qop=auth response (RFC 7616 3.4.1).
-func (c challenge) authorize(user, pass, method, uri string) string {
-	var h func() hash.Hash = md5.New
-	if c.alg == "SHA-256" {
-		h = sha256.New
-	}
-	sum := func(s string) string {
-		x := h()
-		x.Write([]byte(s))
-		return hex.EncodeToString(x.Sum(nil))
-	}
-	cnonce, nc := randHex(8), "00000001"
-	ha1 := sum(user + ":" + c.realm + ":" + pass)
-	ha2 := sum(method + ":" + uri)
-	resp := sum(ha1 + ":" + c.nonce + ":" + nc + ":" + cnonce + ":auth:" + ha2)
-	s := fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=%s, cnonce="%s", qop=auth, nc=%s`,
-		user, c.realm, c.nonce, uri, resp, c.alg, cnonce, nc)
-	if c.opaque != "" {
-		s += `, opaque="` + c.opaque + `"`
-	}
-	return s
-}
 
 // register binds this device's Contact to its extension for expires.
 func (u *sipUA) register(expires int, timeout time.Duration) error {

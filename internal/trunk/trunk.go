@@ -24,6 +24,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/veilig/veilig/internal/auth"
 	"github.com/veilig/veilig/internal/datakey"
 	"github.com/veilig/veilig/internal/events"
 	"github.com/veilig/veilig/internal/sipedge"
@@ -482,7 +483,7 @@ func (m *Manager) registerOnce(ctx context.Context, t *Trunk, expires int, callI
 		return 0, err
 	}
 	tag := sipedge.NewTag()
-	var auth string
+	var authz string
 	for attempt := 0; attempt < 2; attempt++ {
 		req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: t.Host, Port: t.port(), UriParams: sip.NewParams(), Headers: sip.NewParams()})
 		aor := sip.Uri{Scheme: "sip", User: t.Username, Host: t.Host, UriParams: sip.NewParams(), Headers: sip.NewParams()}
@@ -497,8 +498,8 @@ func (m *Manager) registerOnce(ctx context.Context, t *Trunk, expires int, callI
 		req.AppendHeader(&sip.ContactHeader{Address: m.edge.Contact(conn, t.Username), Params: sip.NewParams()})
 		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
 		req.AppendHeader(sip.NewHeader("User-Agent", m.edge.UserAgent()))
-		if auth != "" {
-			req.AppendHeader(sip.NewHeader("Authorization", auth))
+		if authz != "" {
+			req.AppendHeader(sip.NewHeader("Authorization", authz))
 		}
 		done := make(chan *sip.Response, 1)
 		if _, err := m.edge.Send(conn, req, func(res *sip.Response) {
@@ -531,18 +532,12 @@ func (m *Manager) registerOnce(ctx context.Context, t *Trunk, expires int, callI
 			if res.StatusCode == 407 {
 				hdr = "Proxy-Authenticate"
 			}
-			h := res.GetHeader(hdr)
-			if h == nil {
-				return 0, fmt.Errorf("%d without %s", res.StatusCode, hdr)
-			}
-			ch, err := parseChallenge(h.Value())
+			ch, err := pickChallenge(res, hdr)
 			if err != nil {
 				return 0, err
 			}
 			user, secret := t.Credentials()
-			if auth, err = ch.authorization(user, secret, "REGISTER", req.Recipient.String()); err != nil {
-				return 0, err
-			}
+			authz = ch.Authorization(user, secret, "REGISTER", req.Recipient.String())
 		default:
 			return 0, fmt.Errorf("carrier answered %d %s", res.StatusCode, res.Reason)
 		}
@@ -556,17 +551,29 @@ func (t *Trunk) Authorize(res *sip.Response, method, uri string) (hdr, value str
 	if res.StatusCode == 407 {
 		name, resp = "Proxy-Authenticate", "Proxy-Authorization"
 	}
-	h := res.GetHeader(name)
-	if h == nil {
-		return "", "", fmt.Errorf("%d without %s", res.StatusCode, name)
-	}
-	ch, err := parseChallenge(h.Value())
+	ch, err := pickChallenge(res, name)
 	if err != nil {
 		return "", "", err
 	}
 	if t.secret == "" {
 		return "", "", errors.New("trunk has no credentials")
 	}
-	v, err := ch.authorization(t.Username, t.secret, method, uri)
-	return resp, v, err
+	return resp, ch.Authorization(t.Username, t.secret, method, uri), nil
+}
+
+// pickChallenge reads the strongest challenge of a carrier's 401 or 407.
+func pickChallenge(res *sip.Response, hdr string) (auth.Offer, error) {
+	hs := res.GetHeaders(hdr)
+	if len(hs) == 0 {
+		return auth.Offer{}, fmt.Errorf("%d without %s", res.StatusCode, hdr)
+	}
+	vals := make([]string, len(hs))
+	for i, h := range hs {
+		vals[i] = h.Value()
+	}
+	o, err := auth.PickChallenge(vals)
+	if err != nil {
+		return auth.Offer{}, fmt.Errorf("carrier challenge: %w", err)
+	}
+	return o, nil
 }

@@ -71,18 +71,25 @@ func TestUDPOutStuckBatchIsFlushed(t *testing.T) {
 	go out.flusher(t.Context())
 	c := &udpConn{pc: pc, peer: peer.LocalAddr().(*net.UDPAddr).AddrPort(), out: out}
 	out.begin() // never flushed by its reader
+	arrivesSoon(t, c, peer, "trying")
+}
+
+// arrivesSoon sends msg on c and expects it at r well before the 2 s a
+// message held for good would take to fail the read.
+func arrivesSoon(t *testing.T, c Conn, r net.Conn, msg string) {
+	t.Helper()
 	start := time.Now()
-	if err := c.Send([]byte("trying")); err != nil {
+	if err := c.Send([]byte(msg)); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 64)
-	_ = peer.SetReadDeadline(time.Now().Add(2 * time.Second))
-	n, err := peer.Read(buf)
-	if err != nil || string(buf[:n]) != "trying" {
-		t.Fatalf("got %q, %v", buf[:n], err)
+	_ = r.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := r.Read(buf)
+	if err != nil || string(buf[:n]) != msg {
+		t.Fatalf("got %q, %v; want %q", buf[:n], err, msg)
 	}
 	if waited := time.Since(start); waited > 200*time.Millisecond {
-		t.Fatalf("datagram waited %v in a stuck batch", waited)
+		t.Fatalf("%q waited %v while held", msg, waited)
 	}
 }
 
@@ -120,19 +127,7 @@ func TestCorkedStreamIsFlushed(t *testing.T) {
 		}
 	}()
 	sc.cork() // the reader never uncorks: stuck in a handler
-	start := time.Now()
-	if err := sc.Send([]byte("INVITE")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 16)
-	_ = client.SetReadDeadline(time.Now().Add(2 * time.Second))
-	n, err := client.Read(buf)
-	if err != nil || string(buf[:n]) != "INVITE" {
-		t.Fatalf("got %q, %v", buf[:n], err)
-	}
-	if waited := time.Since(start); waited > 200*time.Millisecond {
-		t.Fatalf("message waited %v behind a stuck cork", waited)
-	}
+	arrivesSoon(t, sc, client, "INVITE")
 	held.mu.Lock()
 	left := len(held.m)
 	held.mu.Unlock()

@@ -8,6 +8,13 @@
 // neither device learns the other's key, and one leg may be plain RTP where a
 // trunk is configured so.
 //
+// One audio stream per call is anchored; any other stream in an offer
+// (video, a second audio line) is not offered onward and is declined with
+// port 0, so nothing flows around the relay. Codecs are not transcoded: the
+// onward offer carries the intersection of the offer and policy, and when
+// the two devices number a codec differently the relay rewrites the RTP
+// payload type (the header is re-protected anyway).
+//
 // Security properties, always on:
 //   - A leg learns or changes where to send (symmetric RTP latching, for NAT)
 //     only from a packet that authenticates under that leg's SRTP key and

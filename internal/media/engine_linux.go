@@ -701,6 +701,12 @@ func (sh *shard) process(s *sock, pkt []byte, src netip.AddrPort, now int64, out
 		l.st.dropNoPeer++
 		return 0, nil, nil, false
 	}
+	if peer.ptMapped && !isRTCP {
+		// plain is Veilig's own buffer (scratch, or the receive buffer of
+		// a plain leg), so the header can be rewritten in place; the
+		// marker bit stays.
+		plain[1] = plain[1]&0x80 | peer.ptOut[plain[1]&0x7f]
+	}
 	var o []byte
 	var err error
 	switch {

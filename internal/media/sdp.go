@@ -29,6 +29,7 @@ type sdpState struct {
 	layout    []mline  // the offerer's m-lines, to answer each one
 	audioIdx  int      // index of the relayed audio stream in layout
 	formats   []string // payload types offered onward
+	codecs    []string // codecID of each of formats, as the offerer maps it
 	muxOffer  bool     // the offerer offered rtcp-mux
 	answerFor Crypto   // Veilig's line for the answer to the offerer
 	plainOff  bool     // the offerer's leg is plain
@@ -86,6 +87,10 @@ func (s *Session) RewriteOffer(from LegID, offer []byte, codecs []string) ([]byt
 		return nil, fmt.Errorf("%w: no codec in common", ErrNotAcceptable)
 	}
 	st.formats = keep
+	st.codecs = st.codecs[:0]
+	for _, pt := range keep {
+		st.codecs = append(st.codecs, codecID(md, pt))
+	}
 
 	// The offerer's protection.
 	if err := s.acceptCrypto(x, md, st); err != nil {
@@ -114,7 +119,7 @@ func (s *Session) RewriteOffer(from LegID, offer []byte, codecs []string) ([]byt
 		return nil, err
 	}
 	m.MediaName.Protos = strings.Split(proto, "/")
-	copyCodecAttrs(m, md, keep)
+	copyCodecAttrs(m, md, keep, nil)
 	m.Attributes = append(m.Attributes, sdp.NewPropertyAttribute(direction(md)))
 	m.Attributes = append(m.Attributes, sdp.NewPropertyAttribute("rtcp-mux"))
 	ys := y.Stats()
@@ -149,13 +154,8 @@ func (s *Session) RewriteAnswer(from LegID, answer []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var formats []string
-	for _, pt := range md.MediaName.Formats {
-		if slices.Contains(st.formats, pt) {
-			formats = append(formats, pt)
-		}
-	}
-	if !slices.ContainsFunc(formats, func(pt string) bool {
+	kept, formats, rename := st.matchAnswer(md)
+	if !slices.ContainsFunc(kept, func(pt string) bool {
 		n := codecName(md, pt)
 		return !strings.EqualFold(n, "telephone-event") && !strings.EqualFold(n, "CN")
 	}) {
@@ -205,6 +205,9 @@ func (s *Session) RewriteAnswer(from LegID, answer []byte) ([]byte, error) {
 	if !rtpAddr.Addr().IsUnspecified() {
 		y.SetRemote(rtpAddr, rtcpAddr)
 	}
+	toOfferer, toAnswerer := ptMaps(rename)
+	x.setPTMap(toOfferer)
+	y.setPTMap(toAnswerer)
 
 	// The answer back to the offerer, one m-line per offered stream.
 	out := s.baseSDP(1 - from)
@@ -216,7 +219,7 @@ func (s *Session) RewriteAnswer(from LegID, answer []byte) ([]byte, error) {
 		}
 		m := &sdp.MediaDescription{MediaName: sdp.MediaName{Media: "audio", Port: sdp.RangedPort{Value: x.Port()},
 			Protos: strings.Split(st.proto, "/"), Formats: formats}}
-		copyCodecAttrs(m, md, formats)
+		copyCodecAttrs(m, md, kept, rename)
 		m.Attributes = append(m.Attributes, sdp.NewPropertyAttribute(direction(md)))
 		if st.muxOffer {
 			m.Attributes = append(m.Attributes, sdp.NewPropertyAttribute("rtcp-mux"))
@@ -431,6 +434,74 @@ func remoteAddrs(d *sdp.SessionDescription, md *sdp.MediaDescription) (rtp, rtcp
 	return rtp, netip.AddrPortFrom(rip, uint16(rport)), false, nil
 }
 
+// matchAnswer pairs the answer's payload types with the offered ones by
+// codec (name, clock rate, channels), not by number: an answerer may number
+// a codec differently or reuse an offered number for another codec. It
+// returns the answer's kept payload types, the same in the offerer's
+// numbering, and the renumbering (answer's number -> offer's) where they
+// differ.
+func (st *sdpState) matchAnswer(md *sdp.MediaDescription) (kept, formats []string, rename map[string]string) {
+	for _, pt := range md.MediaName.Formats {
+		id := codecID(md, pt)
+		i := slices.Index(st.formats, pt)
+		if i < 0 || (id != "" && st.codecs[i] != "" && st.codecs[i] != id) {
+			i = -1
+			if id != "" {
+				i = slices.Index(st.codecs, id)
+			}
+		}
+		if i < 0 || slices.Contains(formats, st.formats[i]) {
+			continue
+		}
+		kept = append(kept, pt)
+		formats = append(formats, st.formats[i])
+		if st.formats[i] != pt {
+			if rename == nil {
+				rename = map[string]string{}
+			}
+			rename[pt] = st.formats[i]
+		}
+	}
+	return kept, formats, rename
+}
+
+// ptMaps turns an answer's renumbering into the relay's two directions: the
+// numbers to write on RTP towards the offerer (answerer's -> offerer's) and
+// towards the answerer (the inverse).
+func ptMaps(rename map[string]string) (toOfferer, toAnswerer map[uint8]uint8) {
+	if len(rename) == 0 {
+		return nil, nil
+	}
+	toOfferer, toAnswerer = map[uint8]uint8{}, map[uint8]uint8{}
+	for a, o := range rename {
+		an, err1 := strconv.ParseUint(a, 10, 7)
+		on, err2 := strconv.ParseUint(o, 10, 7)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		toOfferer[uint8(an)] = uint8(on)
+		toAnswerer[uint8(on)] = uint8(an)
+	}
+	return toOfferer, toAnswerer
+}
+
+// codecID names what a payload type carries, for matching across legs:
+// "pcmu/8000", "opus/48000/2", "telephone-event/8000"; "" when a dynamic
+// type has no rtpmap.
+func codecID(md *sdp.MediaDescription, pt string) string {
+	for _, a := range md.Attributes {
+		if a.Key == "rtpmap" {
+			if p, rest, ok := strings.Cut(a.Value, " "); ok && p == pt {
+				return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(rest)), "/1")
+			}
+		}
+	}
+	if n, ok := staticPT[pt]; ok {
+		return strings.ToLower(n) + "/8000"
+	}
+	return ""
+}
+
 func codecName(md *sdp.MediaDescription, pt string) string {
 	for _, a := range md.Attributes {
 		if a.Key == "rtpmap" {
@@ -443,13 +514,16 @@ func codecName(md *sdp.MediaDescription, pt string) string {
 	return staticPT[pt]
 }
 
-// copyCodecAttrs copies rtpmap/fmtp for the kept payload types and the
-// packetisation attributes.
-func copyCodecAttrs(dst, src *sdp.MediaDescription, pts []string) {
+// copyCodecAttrs copies rtpmap/fmtp for the kept payload types, renumbered
+// by rename where it names them, and the packetisation attributes.
+func copyCodecAttrs(dst, src *sdp.MediaDescription, pts []string, rename map[string]string) {
 	for _, a := range src.Attributes {
 		switch a.Key {
 		case "rtpmap", "fmtp":
-			if p, _, _ := strings.Cut(a.Value, " "); slices.Contains(pts, p) {
+			if p, rest, _ := strings.Cut(a.Value, " "); slices.Contains(pts, p) {
+				if to, ok := rename[p]; ok {
+					a = sdp.NewAttribute(a.Key, to+" "+rest)
+				}
 				dst.Attributes = append(dst.Attributes, a)
 			}
 		case "ptime", "maxptime":

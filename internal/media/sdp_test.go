@@ -189,3 +189,159 @@ func TestParseCrypto(t *testing.T) {
 		}
 	}
 }
+
+// TestSDPPayloadTypeMapping: the callee numbers telephone-event (and a
+// dynamic codec) differently from the caller's offer. The answer to the
+// caller keeps the caller's numbers, and the relay renumbers RTP both ways.
+func TestSDPPayloadTypeMapping(t *testing.T) {
+	r, _ := testRelay(t, Options{})
+	s, err := r.NewSession("ptmap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := newDevice(t, "127.0.0.1", SuiteAES128SHA1_80)
+	b := newDevice(t, "127.0.0.1", SuiteAES128SHA1_80)
+	sdpOf := func(port int, fmts string, attrs ...string) []byte {
+		x := "v=0\r\no=dev 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+			fmt.Sprintf("m=audio %d RTP/SAVP %s\r\n", port, fmts)
+		for _, e := range attrs {
+			x += e + "\r\n"
+		}
+		return []byte(x)
+	}
+	offer := sdpOf(int(a.addr().Port()), "111 0 101", "a=rtpmap:111 opus/48000/2", "a=fmtp:111 useinbandfec=1",
+		"a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16", "a=rtcp-mux",
+		"a=crypto:1 "+string(a.own.Suite)+" "+a.own.Inline())
+	toB, err := s.RewriteOffer(LegA, offer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := reM.FindStringSubmatch(string(toB)); m == nil || m[3] != "111 0 101" {
+		t.Fatalf("offer to B:\n%s", toB)
+	}
+	var pick Crypto
+	for _, c := range cryptoLines(t, toB) {
+		if c.Suite == SuiteAES128SHA1_80 {
+			pick = c
+		}
+	}
+	b.own.Tag = pick.Tag
+	// B: opus as 96, telephone-event as 111 (reusing an offered number for
+	// another codec), and PCMU as offered.
+	ans := sdpOf(int(b.addr().Port()), "96 0 111", "a=rtpmap:96 opus/48000/2", "a=fmtp:96 useinbandfec=0",
+		"a=rtpmap:111 telephone-event/8000", "a=fmtp:111 0-15", "a=rtcp-mux", "a=crypto:"+b.own.Attr())
+	toA, err := s.RewriteAnswer(LegB, ans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := reM.FindStringSubmatch(string(toA))
+	if m == nil || m[3] != "111 0 101" {
+		t.Fatalf("answer to A does not keep A's numbers:\n%s", toA)
+	}
+	for _, want := range []string{"a=rtpmap:111 opus/48000/2", "a=fmtp:111 useinbandfec=0", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-15"} {
+		if !strings.Contains(string(toA), want+"\r\n") {
+			t.Fatalf("answer to A lacks %q:\n%s", want, toA)
+		}
+	}
+	if strings.Contains(string(toA), "rtpmap:96") {
+		t.Fatalf("B's numbering leaked to A:\n%s", toA)
+	}
+	back := cryptoLines(t, toA)
+	if a.rx, err = back[0].context(); err != nil {
+		t.Fatal(err)
+	}
+	if b.rx, err = pick.context(); err != nil {
+		t.Fatal(err)
+	}
+	a.relay = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(s.A().Port()))
+	b.relay = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(s.B().Port()))
+
+	type step struct {
+		pt     uint8
+		marker bool
+		want   uint8
+	}
+	send := func(from, to *device, steps []step) {
+		t.Helper()
+		for _, st := range steps {
+			from.write(from.packet(st.pt, st.marker, payloadFor(from.ssrc, from.seq+1)))
+		}
+		got := to.recv(200 * time.Millisecond)
+		if len(got) != len(steps) {
+			t.Fatalf("received %d packets, want %d", len(got), len(steps))
+		}
+		for i, p := range got {
+			if p.PayloadType != steps[i].want || p.Marker != steps[i].marker {
+				t.Errorf("packet %d: PT %d marker %v, want PT %d marker %v", i, p.PayloadType, p.Marker, steps[i].want, steps[i].marker)
+			}
+		}
+	}
+	send(a, b, []step{{111, false, 96}, {0, false, 0}, {101, true, 111}, {101, false, 111}})
+	send(b, a, []step{{96, true, 111}, {0, false, 0}, {111, true, 101}})
+
+	// A re-offer from A with the same numbers, answered with the offer's
+	// own numbers, switches the renumbering off.
+	a.own.Tag = 1
+	if _, err := s.RewriteOffer(LegA, offer, nil); err != nil {
+		t.Fatal(err)
+	}
+	ans2 := sdpOf(int(b.addr().Port()), "111 0 101", "a=rtpmap:111 opus/48000/2", "a=rtpmap:101 telephone-event/8000",
+		"a=rtcp-mux", "a=crypto:"+b.own.Attr())
+	if _, err := s.RewriteAnswer(LegB, ans2); err != nil {
+		t.Fatal(err)
+	}
+	send(a, b, []step{{111, false, 111}, {101, true, 101}})
+	send(b, a, []step{{111, false, 111}})
+}
+
+// TestSDPExtraStreamsDeclined: Veilig anchors one audio stream per call. Any
+// other stream in an offer (video, a second audio) is not offered onward and
+// is declined with port 0 in the answer (RFC 3264 section 6), so nothing
+// flows outside the relay.
+func TestSDPExtraStreamsDeclined(t *testing.T) {
+	r, _ := testRelay(t, Options{})
+	s, err := r.NewSession("streams")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := newDevice(t, "127.0.0.1", SuiteAES128SHA1_80)
+	b := newDevice(t, "127.0.0.1", SuiteAES128SHA1_80)
+	key := "a=crypto:1 " + string(a.own.Suite) + " " + a.own.Inline()
+	offer := devSDP(int(a.addr().Port()), "RTP/SAVP", "0 101", "a=rtcp-mux", key,
+		"m=video 5002 RTP/SAVP 96", "a=rtpmap:96 H264/90000", key,
+		"m=audio 5004 RTP/SAVP 8", key)
+	toB, err := s.RewriteOffer(LegA, offer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(toB), "\r\nm="); n != 1 || strings.Contains(string(toB), "5002") || strings.Contains(string(toB), "5004") {
+		t.Fatalf("offer to B carries %d streams:\n%s", n, toB)
+	}
+	var pick Crypto
+	for _, c := range cryptoLines(t, toB) {
+		if c.Suite == SuiteAES128SHA1_80 {
+			pick = c
+		}
+	}
+	b.own.Tag = pick.Tag
+	toA, err := s.RewriteAnswer(LegB, devSDP(int(b.addr().Port()), "RTP/SAVP", "0 101", "a=rtcp-mux", "a=crypto:"+b.own.Attr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		fmt.Sprintf("m=audio %d RTP/SAVP 0 101", s.A().Port()),
+		"m=video 0 RTP/SAVP 96",
+		"m=audio 0 RTP/SAVP 8",
+	}
+	got := regexp.MustCompile(`(?m)^m=.*?\r?$`).FindAllString(string(toA), -1)
+	if len(got) != len(want) {
+		t.Fatalf("answer to A has %d m-lines, want %d:\n%s", len(got), len(want), toA)
+	}
+	for i := range want {
+		if strings.TrimSpace(got[i]) != want[i] {
+			t.Fatalf("m-line %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+}

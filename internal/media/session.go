@@ -155,12 +155,18 @@ type Leg struct {
 	dstRTP       sockaddr // where RTP (and muxed RTCP) goes now
 	dstRTCP      sockaddr // where RTCP goes when not muxed
 	direction    string   // last negotiated a=sendrecv etc. from this device
-	ssrcs        int      // SSRCs seen, bounds pion's per-SSRC state
-	st           legCounters
-	burstStart   int64
-	burstN       uint32
-	injAt        int64
-	injSent      bool
+	// ptOut, when ptMapped, renumbers the payload type of RTP sent to
+	// this device: the two devices may number the same codec differently
+	// (RFC 3264 only says SHOULD keep the offer's numbers), and the relay
+	// does not transcode, so it only rewrites the number.
+	ptOut      [128]uint8
+	ptMapped   bool
+	ssrcs      int // SSRCs seen, bounds pion's per-SSRC state
+	st         legCounters
+	burstStart int64
+	burstN     uint32
+	injAt      int64
+	injSent    bool
 }
 
 type legCounters struct {
@@ -363,6 +369,21 @@ func (l *Leg) Stats() LegStats {
 	l.sess.sh.mu.Lock()
 	defer l.sess.sh.mu.Unlock()
 	return l.statsLocked()
+}
+
+// setPTMap installs the payload-type renumbering for RTP sent to this
+// device (indexed by the number the other device uses); nil is identity.
+func (l *Leg) setPTMap(m map[uint8]uint8) {
+	sh := l.sess.sh
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	l.ptMapped = len(m) > 0
+	for i := range l.ptOut {
+		l.ptOut[i] = uint8(i)
+	}
+	for from, to := range m {
+		l.ptOut[from&0x7f] = to & 0x7f
+	}
 }
 
 func (l *Leg) statsLocked() LegStats {

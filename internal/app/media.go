@@ -37,6 +37,7 @@ func newRelay(cfg *config.Config, onEvent func(media.Event), log *slog.Logger) (
 	}
 	return media.New(media.Options{
 		Address: addr, Advertise: adv, PortMin: lo, PortMax: hi, Timeout: cfg.Media.Timeout,
+		Codecs: cfg.Media.Codecs,
 		Logger: log, OnEvent: onEvent,
 	})
 }

@@ -232,7 +232,7 @@ func (m *Manager) invite(ctx context.Context, r *sipedge.Request) error {
 		}
 		sess.A().SetAllowPlain(plainOK)
 		if len(body) > 0 {
-			if fwd, err = sess.RewriteOffer(media.LegA, body, nil); err != nil {
+			if fwd, err = sess.RewriteOffer(media.LegA, body); err != nil {
 				_ = sess.Close()
 				return m.refuse(r, 488, "Not Acceptable Here", err.Error(), ruleSRTP)
 			}

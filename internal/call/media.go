@@ -29,7 +29,7 @@ func (c *Call) offer(from *leg, body []byte) ([]byte, error) {
 	if c.sess == nil || len(body) == 0 {
 		return body, nil
 	}
-	return c.sess.RewriteOffer(from.legID(), body, nil)
+	return c.sess.RewriteOffer(from.legID(), body)
 }
 
 // answer turns the answer the device on leg from sent into the answer for

@@ -110,7 +110,7 @@ func (m *Manager) outbound(ctx context.Context, r *sipedge.Request, dialled stri
 		}
 		sess.B().SetAllowPlain(t.PlainMedia())
 		if len(fwd) > 0 {
-			if fwd, err = sess.RewriteOffer(media.LegA, fwd, nil); err != nil {
+			if fwd, err = sess.RewriteOffer(media.LegA, fwd); err != nil {
 				_ = sess.Close()
 				m.o.Fraud.CallEnded(d.Call, now, 0)
 				return m.refuse(r, 488, "Not Acceptable Here", err.Error(), ruleSRTP)

@@ -73,6 +73,11 @@ type Media struct {
 	PortRange string `yaml:"port_range"`
 	// Timeout ends a call whose media stopped for this long.
 	Timeout time.Duration `yaml:"timeout"`
+	// Codecs, when set, are the only codecs a call may use (names such as
+	// PCMA, G722, opus); empty allows every codec the devices share. The
+	// relay does not transcode, so a call whose devices share none of
+	// them fails with 488.
+	Codecs []string `yaml:"codecs"`
 }
 
 // Ports parses PortRange.

@@ -26,7 +26,7 @@ func TestKeysContract(t *testing.T) {
 		"events.log_file", "events.retention",
 		"metrics.listen",
 		"guard.trusted_sources", "guard.allow_sources", "guard.scanner_user_agents", "guard.scanner_ignore",
-		"media.address", "media.advertise", "media.port_range", "media.timeout",
+		"media.address", "media.advertise", "media.port_range", "media.timeout", "media.codecs",
 		"fraud.country", "fraud.time_zone", "fraud.allow_prefixes",
 		"fraud.extension_concurrent", "fraud.extension_per_minute", "fraud.extension_max_duration", "fraud.extension_daily_budget",
 		"fraud.trunk_concurrent", "fraud.trunk_per_minute", "fraud.trunk_max_duration", "fraud.trunk_daily_budget",

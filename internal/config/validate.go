@@ -237,6 +237,13 @@ func (m Media) validate(c checker) {
 	if m.Timeout < 5*time.Second {
 		c.errf("timeout", "must be at least 5s, got %s", m.Timeout)
 	}
+	for _, name := range m.Codecs {
+		if name == "" || strings.ContainsFunc(name, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_')
+		}) {
+			c.errf("codecs", "%q is not a codec name (use rtpmap names such as PCMA, G722, opus)", name)
+		}
+	}
 }
 
 func (f Fraud) validate(c checker) {

@@ -37,6 +37,10 @@ type Options struct {
 	// Suites is the order in which Veilig offers SRTP suites; nil means
 	// DefaultSuites.
 	Suites []Suite
+	// Codecs limits the codecs a call may use (names such as "PCMA",
+	// case-insensitive; media.codecs); nil allows every codec the devices
+	// share. DTMF (telephone-event) and comfort noise always ride along.
+	Codecs []string
 	// InjectionBurst is how many dropped packets within one second on a leg
 	// raise a media.injection event; 0 means 20.
 	InjectionBurst int

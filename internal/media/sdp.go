@@ -45,11 +45,12 @@ var staticPT = map[string]string{"0": "PCMU", "3": "GSM", "4": "G723", "8": "PCM
 // offer to send to the device on the other leg: Veilig's address and the
 // other leg's port, fresh Veilig keys (one a=crypto line per suite in
 // Options.Suites, or the current key on a re-offer), rtcp-mux offered with
-// an a=rtcp fallback port, and only the codecs allowed by codecs (names such
-// as "PCMU", case-insensitive; nil allows all). The offering device's key is
+// an a=rtcp fallback port, and only the codecs allowed by policy (names such
+// as "PCMU", case-insensitive; Options.Codecs). The offering device's key is
 // installed for its leg at once, so early media works.
 // Errors wrapping ErrNotAcceptable call for a 488.
-func (s *Session) RewriteOffer(from LegID, offer []byte, codecs []string) ([]byte, error) {
+func (s *Session) RewriteOffer(from LegID, offer []byte) ([]byte, error) {
+	codecs := s.r.opt.Codecs
 	s.sdpMu.Lock()
 	defer s.sdpMu.Unlock()
 	x, y := s.Leg(from), s.Leg(1-from)

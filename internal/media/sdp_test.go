@@ -42,7 +42,7 @@ func cryptoLines(t *testing.T, b []byte) []Crypto {
 }
 
 func TestSDPOfferAnswerAndMedia(t *testing.T) {
-	r, _ := testRelay(t, Options{})
+	r, _ := testRelay(t, Options{Codecs: []string{"pcma", "PCMU"}})
 	s, err := r.NewSession("sdp")
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func TestSDPOfferAnswerAndMedia(t *testing.T) {
 
 	// A (baresip-like: no rtcp-mux) offers _80 only.
 	offer := devSDP(int(a.addr().Port()), "RTP/SAVP", "0 8 101", "a=sendrecv", "a=crypto:1 "+string(a.own.Suite)+" "+a.own.Inline())
-	toB, err := s.RewriteOffer(LegA, offer, []string{"pcma", "PCMU"})
+	toB, err := s.RewriteOffer(LegA, offer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestSDPOfferAnswerAndMedia(t *testing.T) {
 
 	// Hold and resume from B: same ports, same keys, media still flows.
 	hold := devSDP(int(b.addr().Port()), "RTP/SAVP", "8 101", "a=sendonly", "a=rtcp-mux", "a=crypto:"+b.own.Attr())
-	toA2, err := s.RewriteOffer(LegB, hold, nil)
+	toA2, err := s.RewriteOffer(LegB, hold)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,24 +141,31 @@ func TestSDPNotAcceptable(t *testing.T) {
 	}
 	defer s.Close()
 	key, _ := NewCrypto(1, SuiteAES128SHA1_80)
-	for name, tc := range map[string]struct {
-		sdp    []byte
-		codecs []string
-	}{
-		"plain from extension": {devSDP(4000, "RTP/AVP", "0"), nil},
-		"no common codec":      {devSDP(4000, "RTP/SAVP", "0", "a=crypto:"+key.Attr()), []string{"G722"}},
-		"only unsupported":     {devSDP(4000, "RTP/SAVP", "0", "a=crypto:1 F8_128_HMAC_SHA1_80 inline:"+key.Inline()[7:]), nil},
-		"DTLS":                 {devSDP(4000, "UDP/TLS/RTP/SAVP", "0"), nil},
-		"garbage":              {[]byte("not sdp"), nil},
+	for name, sdp := range map[string][]byte{
+		"plain from extension": devSDP(4000, "RTP/AVP", "0"),
+		"only unsupported":     devSDP(4000, "RTP/SAVP", "0", "a=crypto:1 F8_128_HMAC_SHA1_80 inline:"+key.Inline()[7:]),
+		"DTLS":                 devSDP(4000, "UDP/TLS/RTP/SAVP", "0"),
+		"garbage":              []byte("not sdp"),
 	} {
-		if _, err := s.RewriteOffer(LegA, tc.sdp, tc.codecs); !errors.Is(err, ErrNotAcceptable) {
+		if _, err := s.RewriteOffer(LegA, sdp); !errors.Is(err, ErrNotAcceptable) {
 			t.Errorf("%s: %v, want ErrNotAcceptable", name, err)
 		}
+	}
+	// media.codecs: only G722 allowed, the device offers PCMU and PCMA.
+	r2, _ := testRelay(t, Options{Codecs: []string{"G722"}, PortMin: 39000, PortMax: 39010})
+	s2, err := r2.NewSession("488-codecs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if _, err := s2.RewriteOffer(LegA, devSDP(4000, "RTP/SAVP", "0 8 101", "a=crypto:"+key.Attr())); !errors.Is(err, ErrNotAcceptable) ||
+		!strings.Contains(err.Error(), "no codec in common") {
+		t.Errorf("no common codec: %v, want ErrNotAcceptable", err)
 	}
 	// A trunk leg allowed plain RTP gets best-effort SRTP offered and may
 	// answer plain.
 	s.B().SetAllowPlain(true)
-	toB, err := s.RewriteOffer(LegA, devSDP(4000, "RTP/SAVP", "0", "a=crypto:"+key.Attr()), nil)
+	toB, err := s.RewriteOffer(LegA, devSDP(4000, "RTP/SAVP", "0", "a=crypto:"+key.Attr()))
 	if err != nil || !strings.Contains(string(toB), "RTP/AVP") {
 		t.Fatalf("%v\n%s", err, toB)
 	}
@@ -213,7 +220,7 @@ func TestSDPPayloadTypeMapping(t *testing.T) {
 	offer := sdpOf(int(a.addr().Port()), "111 0 101", "a=rtpmap:111 opus/48000/2", "a=fmtp:111 useinbandfec=1",
 		"a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16", "a=rtcp-mux",
 		"a=crypto:1 "+string(a.own.Suite)+" "+a.own.Inline())
-	toB, err := s.RewriteOffer(LegA, offer, nil)
+	toB, err := s.RewriteOffer(LegA, offer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +290,7 @@ func TestSDPPayloadTypeMapping(t *testing.T) {
 	// A re-offer from A with the same numbers, answered with the offer's
 	// own numbers, switches the renumbering off.
 	a.own.Tag = 1
-	if _, err := s.RewriteOffer(LegA, offer, nil); err != nil {
+	if _, err := s.RewriteOffer(LegA, offer); err != nil {
 		t.Fatal(err)
 	}
 	ans2 := sdpOf(int(b.addr().Port()), "111 0 101", "a=rtpmap:111 opus/48000/2", "a=rtpmap:101 telephone-event/8000",
@@ -312,7 +319,7 @@ func TestSDPExtraStreamsDeclined(t *testing.T) {
 	offer := devSDP(int(a.addr().Port()), "RTP/SAVP", "0 101", "a=rtcp-mux", key,
 		"m=video 5002 RTP/SAVP 96", "a=rtpmap:96 H264/90000", key,
 		"m=audio 5004 RTP/SAVP 8", key)
-	toB, err := s.RewriteOffer(LegA, offer, nil)
+	toB, err := s.RewriteOffer(LegA, offer)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -550,6 +550,11 @@ func (c *Call) endLocked(disposition, cause string, byeA, byeB bool) {
 		c.bye(c.b)
 	}
 	c.m.forget(c)
+	for _, f := range c.forks {
+		if f.tx != nil {
+			f.tx.Detach()
+		}
+	}
 	var ms media.SessionStats
 	if c.sess != nil {
 		ms = c.sess.Stats()

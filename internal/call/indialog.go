@@ -270,6 +270,11 @@ func (c *Call) relayRequest(l, other *leg, r *sipedge.Request) error {
 // responseLike builds a response to req with Veilig's Server header, an
 // optional Contact and an optional SDP body.
 func responseLike(req *sip.Request, code int, reason, ua string, contact *sip.Uri, body []byte) *sip.Response {
+	if req == nil {
+		// The transaction was answered and acknowledged already: Respond
+		// ignores whatever is sent now.
+		return sip.NewResponse(code, reason)
+	}
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	res.AppendHeader(sip.NewHeader("Server", ua))
 	if contact != nil && code < 300 {

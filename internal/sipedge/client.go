@@ -41,8 +41,13 @@ type ClientTx struct {
 	cancelled     bool
 }
 
-// Request is the request as sent (with Veilig's Via on top).
-func (tx *ClientTx) Request() *sip.Request { return tx.req }
+// Request is the request as sent (with Veilig's Via on top), until a final
+// response arrives; nil after that.
+func (tx *ClientTx) Request() *sip.Request {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	return tx.req
+}
 
 // Conn is the connection the request went out on.
 func (tx *ClientTx) Conn() Conn { return tx.conn }
@@ -140,9 +145,28 @@ func (tx *ClientTx) timedOut() {
 	}
 	tx.state = ctTerminated
 	tx.stopTimersLocked()
+	res, f := tx.local(408, "Request Timeout"), tx.onResp
+	tx.finalLocked()
 	tx.mu.Unlock()
 	tx.edge.txs.removeClient(tx.key, tx)
-	tx.onResp(tx.local(408, "Request Timeout"))
+	f(res)
+}
+
+// finalLocked lets go of what only an unanswered request needs. An accepted
+// INVITE lingers 32 s (RFC 6026 Timer M) and a failed one until its ACK
+// retransmissions are absorbed; the encoded and parsed request are dead
+// weight by then, multiplied by every call in that window.
+func (tx *ClientTx) finalLocked() {
+	tx.raw, tx.req = nil, nil
+}
+
+// Detach drops the response handler once the dialog it served has ended:
+// a 2xx retransmitted after that has nothing left to reach, and the
+// handler would otherwise keep the whole call alive for Timer M.
+func (tx *ClientTx) Detach() {
+	tx.mu.Lock()
+	tx.onResp = func(*sip.Response) {}
+	tx.mu.Unlock()
 }
 
 func (tx *ClientTx) stopTimersLocked() {
@@ -162,6 +186,7 @@ func (tx *ClientTx) local(code int, reason string) *sip.Response {
 
 func (tx *ClientTx) receive(res *sip.Response) {
 	tx.mu.Lock()
+	f := tx.onResp
 	switch {
 	case res.StatusCode < 200:
 		if tx.state != ctCalling && tx.state != ctProceeding {
@@ -179,16 +204,16 @@ func (tx *ClientTx) receive(res *sip.Response) {
 				tx.timeout.Stop()
 			}
 		}
-		sendCancel := tx.cancelPending
+		sendCancel, req := tx.cancelPending, tx.req
 		tx.cancelPending = false
 		if sendCancel {
 			tx.timeout = time.AfterFunc(TimerB, tx.timedOut)
 		}
 		tx.mu.Unlock()
 		if sendCancel {
-			tx.sendCancel()
+			tx.sendCancel(req)
 		}
-		tx.onResp(res)
+		f(res)
 		return
 	case tx.invite && res.StatusCode < 300:
 		first := tx.state == ctCalling || tx.state == ctProceeding
@@ -199,10 +224,11 @@ func (tx *ClientTx) receive(res *sip.Response) {
 		if first {
 			tx.state = ctAccepted
 			tx.stopTimersLocked()
+			tx.finalLocked()
 			time.AfterFunc(TimerB, func() { tx.terminate() })
 		}
 		tx.mu.Unlock()
-		tx.onResp(res)
+		f(res)
 		return
 	case tx.invite:
 		if tx.state == ctCompleted {
@@ -218,6 +244,7 @@ func (tx *ClientTx) receive(res *sip.Response) {
 		tx.state = ctCompleted
 		tx.stopTimersLocked()
 		tx.ack = encode(tx.ackFor(res))
+		tx.finalLocked()
 		ack := tx.ack
 		if tx.conn.Reliable() {
 			tx.state = ctTerminated
@@ -229,7 +256,7 @@ func (tx *ClientTx) receive(res *sip.Response) {
 		if tx.conn.Reliable() {
 			tx.edge.txs.removeClient(tx.key, tx)
 		}
-		tx.onResp(res)
+		f(res)
 		return
 	default:
 		if tx.state != ctCalling && tx.state != ctProceeding {
@@ -238,9 +265,10 @@ func (tx *ClientTx) receive(res *sip.Response) {
 		}
 		tx.state = ctTerminated
 		tx.stopTimersLocked()
+		tx.finalLocked()
 		tx.mu.Unlock()
 		tx.edge.txs.removeClient(tx.key, tx)
-		tx.onResp(res)
+		f(res)
 	}
 }
 
@@ -294,30 +322,36 @@ func (tx *ClientTx) Cancel() {
 		// A callee that never answers the CANCEL must not pin the
 		// transaction (RFC 3261 9.1: give up after 64*T1).
 		tx.timeout = time.AfterFunc(TimerB, tx.timedOut)
+		req := tx.req
 		tx.mu.Unlock()
-		tx.sendCancel()
+		tx.sendCancel(req)
 		return
 	}
 	tx.mu.Unlock()
 }
 
-func (tx *ClientTx) sendCancel() {
-	c := sip.NewRequest(sip.CANCEL, *tx.req.Recipient.Clone())
-	c.SipVersion = tx.req.SipVersion
-	c.AppendHeader(sip.HeaderClone(tx.req.Via()))
-	for _, h := range tx.req.GetHeaders("Route") {
+// sendCancel cancels req, the INVITE as sent (read under mu by the caller:
+// a final response may release it at any moment).
+func (tx *ClientTx) sendCancel(req *sip.Request) {
+	if req == nil {
+		return
+	}
+	c := sip.NewRequest(sip.CANCEL, *req.Recipient.Clone())
+	c.SipVersion = req.SipVersion
+	c.AppendHeader(sip.HeaderClone(req.Via()))
+	for _, h := range req.GetHeaders("Route") {
 		c.AppendHeader(sip.HeaderClone(h))
 	}
 	mf := sip.MaxForwardsHeader(70)
 	c.AppendHeader(&mf)
-	c.AppendHeader(sip.HeaderClone(tx.req.From()))
-	c.AppendHeader(sip.HeaderClone(tx.req.To()))
-	c.AppendHeader(sip.HeaderClone(tx.req.CallID()))
-	c.AppendHeader(&sip.CSeqHeader{SeqNo: tx.req.CSeq().SeqNo, MethodName: sip.CANCEL})
+	c.AppendHeader(sip.HeaderClone(req.From()))
+	c.AppendHeader(sip.HeaderClone(req.To()))
+	c.AppendHeader(sip.HeaderClone(req.CallID()))
+	c.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo, MethodName: sip.CANCEL})
 	c.SetBody(nil)
 	// The CANCEL is its own transaction on the same branch.
 	ct := &ClientTx{
-		key:    tx.req.Via().Params.GetOr("branch", "") + "|CANCEL",
+		key:    req.Via().Params.GetOr("branch", "") + "|CANCEL",
 		edge:   tx.edge,
 		conn:   tx.conn,
 		req:    c,

@@ -54,7 +54,8 @@ type ServerTx struct {
 }
 
 // Request is the request that created the transaction. A non-INVITE
-// transaction lets go of it once answered: on UDP it lingers 32 s to absorb
+// transaction lets go of it once answered, an INVITE once its 2xx is
+// acknowledged (nil after that): on UDP they linger 32 s to absorb
 // retransmissions, and keeping only the encoded answer keeps that cheap.
 func (tx *ServerTx) Request() *sip.Request {
 	tx.mu.Lock()
@@ -98,6 +99,9 @@ func (tx *ServerTx) SetToTag(tag string) {
 // Respond sends a response and moves the state machine. A response sent
 // after the final one is ignored.
 func (tx *ServerTx) Respond(res *sip.Response) error {
+	if tx.Final() {
+		return nil
+	}
 	if res.StatusCode > 100 {
 		// Every response to one request names the same dialog: the tag
 		// of this transaction, whatever the response was built with.
@@ -119,6 +123,15 @@ func (tx *ServerTx) Respond(res *sip.Response) error {
 	}
 	tx.last, tx.lastCode = raw, res.StatusCode
 	now := time.Now()
+	if res.StatusCode >= 200 {
+		// A CANCEL can no longer change anything, and a failed INVITE
+		// gets no 2xx ACK: let the call go now rather than when the
+		// transaction ends up to 32 s later.
+		tx.onCancel = nil
+		if res.StatusCode >= 300 {
+			tx.onAck, tx.onNoAck = nil, nil
+		}
+	}
 	switch {
 	case res.StatusCode < 200:
 	case !tx.invite:
@@ -177,6 +190,7 @@ func (tx *ServerTx) fire() {
 		accepted := tx.state == stAccepted
 		tx.state = stTerminated
 		noAck := tx.onNoAck
+		tx.onAck, tx.onNoAck = nil, nil
 		tx.mu.Unlock()
 		tx.edge.txs.ackDone(tx.ackKey, tx)
 		if accepted && noAck != nil {
@@ -273,6 +287,10 @@ func (tx *ServerTx) ack2xx(ack *sip.Request) {
 	}
 	tx.expires = time.Now().Add(TimerB)
 	f := tx.onAck
+	tx.onAck, tx.onNoAck = nil, nil
+	// Acknowledged: what lingers (Timer L) answers retransmitted INVITEs
+	// from last alone.
+	tx.req = nil
 	tx.mu.Unlock()
 	if f != nil {
 		f(ack)

@@ -11,6 +11,12 @@
 #   auth.insecure_md5_first                 sipp 3.6.1 reads only the first
 #                                           challenge and cannot do SHA-256
 #   sip.insecure_sdes_over_plain_transport  call-udp sends SDES keys over UDP
+# Each measurement starts Veilig on a fresh copy of the provisioned data
+# directory, as the harness restarts Kamailio with an empty location table:
+# Veilig keeps bindings across restarts (as it must), so without the copy the
+# register tests' bindings (sipp's caller port among them) would make every
+# call-udp INVITE fork to dead contacts and retransmit for 32 s.
+#
 # and one that states what the load is:
 #   guard.trusted_sources=127.0.0.1/32      one sipp stands in for thousands of
 #                                           devices; without it the per-source
@@ -29,10 +35,10 @@ if [ "${ONLY:-}" != veilig ]; then
   OUT_DIR=$out/kamailio bash "$harness"
 fi
 
-export VBENCH_BIN=$bin
+export VBENCH_BIN=$bin VBENCH_ROOT=$root
 SERVER=veilig \
 SERVER_SETUP_CMD='"$VBENCH_BIN" ext import "$USERS_FILE" --data-dir "$BENCH_WORK/veilig-data" --set sip.domain="$SIP_DOMAIN"' \
-SERVER_CMD='"$VBENCH_BIN" serve --data-dir "$BENCH_WORK/veilig-data" --sip-domain "$SIP_DOMAIN" --sip-udp 127.0.0.1:$UDP_PORT --sip-tls 127.0.0.1:$TLS_PORT --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY" --set auth.insecure_md5_first=true --set sip.insecure_sdes_over_plain_transport=true --set guard.trusted_sources=127.0.0.1/32 --set log.level=warn' \
+SERVER_CMD='bash "$VBENCH_ROOT/bench/serve-fresh.sh" "$BENCH_WORK/veilig-data" "$BENCH_WORK/veilig-run" "$VBENCH_BIN" serve --data-dir "$BENCH_WORK/veilig-run" --sip-domain "$SIP_DOMAIN" --sip-udp 127.0.0.1:$UDP_PORT --sip-tls 127.0.0.1:$TLS_PORT --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY" --set auth.insecure_md5_first=true --set sip.insecure_sdes_over_plain_transport=true --set guard.trusted_sources=127.0.0.1/32 --set log.level=warn' \
 UDP_PORT=${UDP_PORT:-25060} TLS_PORT=${TLS_PORT:-25061} OUT_DIR=$out/veilig \
 bash "$harness"
 echo "results: $out"

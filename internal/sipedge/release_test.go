@@ -11,9 +11,10 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// TestServerTxReleasesAcknowledgedInvite: once its 2xx is acknowledged an
-// INVITE transaction keeps only the encoded answer (it lingers 32 s on UDP),
-// yet a retransmitted INVITE is still answered from it.
+// TestServerTxReleasesAcknowledgedInvite: until the ACK a retransmitted
+// INVITE gets the stored 2xx again; once acknowledged the transaction keeps
+// neither request nor answer (it lingers 32 s on UDP) and absorbs a
+// retransmitted INVITE silently (RFC 6026), without running the handler.
 func TestServerTxReleasesAcknowledgedInvite(t *testing.T) {
 	txc := make(chan *ServerTx, 1)
 	acked := make(chan struct{})
@@ -37,6 +38,12 @@ func TestServerTxReleasesAcknowledgedInvite(t *testing.T) {
 	if tx.Request() == nil {
 		t.Fatal("request released before the ACK")
 	}
+	if _, err := c.Write([]byte(inv)); err != nil {
+		t.Fatal(err)
+	}
+	if res2 := readResponse(t, c, 2*time.Second); res2 != res {
+		t.Fatalf("retransmitted INVITE answered with\n%q\nwant the stored\n%q", res2, res)
+	}
 	ack := request("ACK", "z9hG4bK-ack", "cid-rel")
 	if _, err := c.Write([]byte(ack)); err != nil {
 		t.Fatal(err)
@@ -56,8 +63,11 @@ func TestServerTxReleasesAcknowledgedInvite(t *testing.T) {
 	if _, err := c.Write([]byte(inv)); err != nil {
 		t.Fatal(err)
 	}
-	if res2 := readResponse(t, c, 2*time.Second); res2 != res {
-		t.Fatalf("retransmitted INVITE answered with\n%q\nwant the stored\n%q", res2, res)
+	if res2 := readResponse(t, c, 300*time.Millisecond); res2 != "" {
+		t.Fatalf("retransmitted INVITE after the ACK answered with %q, want silence", res2)
+	}
+	if len(txc) != 0 {
+		t.Fatal("retransmitted INVITE reached the handler")
 	}
 }
 

@@ -262,8 +262,10 @@ func (tx *ServerTx) ackNon2xx() {
 	tx.mu.Lock()
 	if tx.state == stCompleted {
 		tx.state = stConfirmed
+		tx.last = nil // only ACK retransmissions are left to absorb
 		if tx.retrans != nil {
 			tx.retrans.Stop()
+			tx.retrans = nil
 		}
 		// Timer I: T4 on UDP to absorb ACK retransmissions, none on
 		// reliable transports.
@@ -284,13 +286,15 @@ func (tx *ServerTx) ack2xx(ack *sip.Request) {
 	tx.state = stConfirmed
 	if tx.retrans != nil {
 		tx.retrans.Stop()
+		tx.retrans = nil
 	}
 	tx.expires = time.Now().Add(TimerB)
 	f := tx.onAck
 	tx.onAck, tx.onNoAck = nil, nil
-	// Acknowledged: what lingers (Timer L) answers retransmitted INVITEs
-	// from last alone.
-	tx.req = nil
+	// Acknowledged: what lingers (Timer L) only absorbs retransmitted
+	// INVITEs, silently (RFC 6026 section 7.1), so neither the request
+	// nor the encoded 2xx is needed.
+	tx.req, tx.last = nil, nil
 	tx.mu.Unlock()
 	if f != nil {
 		f(ack)

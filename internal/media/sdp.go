@@ -28,7 +28,8 @@ type sdpState struct {
 	pending   bool
 	layout    []mline  // the offerer's m-lines, to answer each one
 	audioIdx  int      // index of the relayed audio stream in layout
-	formats   []string // payload types offered onward
+	formats   []string // payload types kept from the offer, offerer's numbering
+	onward    []string // the same in the numbering offered to the other device
 	codecs    []string // codecID of each of formats, as the offerer maps it
 	muxOffer  bool     // the offerer offered rtcp-mux
 	answerFor Crypto   // Veilig's line for the answer to the offerer
@@ -77,7 +78,7 @@ func (s *Session) RewriteOffer(from LegID, offer []byte) ([]byte, error) {
 	for _, pt := range md.MediaName.Formats {
 		name := codecName(md, pt)
 		switch {
-		case strings.EqualFold(name, "telephone-event"), strings.EqualFold(name, "CN"):
+		case isEventOrCN(name):
 			keep = append(keep, pt)
 		case codecs == nil || slices.ContainsFunc(codecs, func(c string) bool { return strings.EqualFold(c, name) }):
 			keep = append(keep, pt)
@@ -87,7 +88,14 @@ func (s *Session) RewriteOffer(from LegID, offer []byte) ([]byte, error) {
 	if real == 0 {
 		return nil, fmt.Errorf("%w: no codec in common", ErrNotAcceptable)
 	}
-	st.formats = keep
+	// A re-offer reaches the other device in that device's own numbering:
+	// RFC 3264 section 8.3.2 forbids changing a payload type's meaning
+	// within a session.
+	keep, onward, toOther := y.renumber(keep)
+	if !slices.ContainsFunc(keep, func(pt string) bool { return !isEventOrCN(codecName(md, pt)) }) {
+		return nil, fmt.Errorf("%w: no codec left in the numbering the other device agreed to", ErrNotAcceptable)
+	}
+	st.formats, st.onward = keep, onward
 	st.codecs = st.codecs[:0]
 	for _, pt := range keep {
 		st.codecs = append(st.codecs, codecID(md, pt))
@@ -114,13 +122,13 @@ func (s *Session) RewriteOffer(from LegID, offer []byte) ([]byte, error) {
 
 	// The offer onward.
 	out := s.baseSDP(1 - from)
-	m := &sdp.MediaDescription{MediaName: sdp.MediaName{Media: "audio", Port: sdp.RangedPort{Value: y.Port()}, Formats: keep}}
+	m := &sdp.MediaDescription{MediaName: sdp.MediaName{Media: "audio", Port: sdp.RangedPort{Value: y.Port()}, Formats: onward}}
 	cryptos, proto, err := s.offerCrypto(y)
 	if err != nil {
 		return nil, err
 	}
 	m.MediaName.Protos = strings.Split(proto, "/")
-	copyCodecAttrs(m, md, keep, nil)
+	copyCodecAttrs(m, md, keep, toOther)
 	m.Attributes = append(m.Attributes, sdp.NewPropertyAttribute(direction(md)))
 	m.Attributes = append(m.Attributes, sdp.NewPropertyAttribute("rtcp-mux"))
 	ys := y.Stats()
@@ -156,10 +164,7 @@ func (s *Session) RewriteAnswer(from LegID, answer []byte) ([]byte, error) {
 		return nil, err
 	}
 	kept, formats, rename := st.matchAnswer(md)
-	if !slices.ContainsFunc(kept, func(pt string) bool {
-		n := codecName(md, pt)
-		return !strings.EqualFold(n, "telephone-event") && !strings.EqualFold(n, "CN")
-	}) {
+	if !slices.ContainsFunc(kept, func(pt string) bool { return !isEventOrCN(codecName(md, pt)) }) {
 		return nil, fmt.Errorf("%w: answer has no offered codec", ErrNotAcceptable)
 	}
 
@@ -444,7 +449,7 @@ func remoteAddrs(d *sdp.SessionDescription, md *sdp.MediaDescription) (rtp, rtcp
 func (st *sdpState) matchAnswer(md *sdp.MediaDescription) (kept, formats []string, rename map[string]string) {
 	for _, pt := range md.MediaName.Formats {
 		id := codecID(md, pt)
-		i := slices.Index(st.formats, pt)
+		i := slices.Index(st.onward, pt)
 		if i < 0 || (id != "" && st.codecs[i] != "" && st.codecs[i] != id) {
 			i = -1
 			if id != "" {
@@ -464,6 +469,48 @@ func (st *sdpState) matchAnswer(md *sdp.MediaDescription) (kept, formats []strin
 		}
 	}
 	return kept, formats, rename
+}
+
+// renumber translates the payload types pts, kept from an offer made by
+// the device facing the other leg, into the numbering the device on l
+// negotiated earlier (l.ptOut). It returns the types kept, the same in l's
+// numbering, and the renaming for the offer's rtpmap/fmtp lines. A type
+// whose translation would collide with one already used is left out of the
+// offer rather than given a meaning l has not agreed to.
+func (l *Leg) renumber(pts []string) (kept, onward []string, rename map[string]string) {
+	sh := l.sess.sh
+	sh.mu.Lock()
+	mapped, table := l.ptMapped, l.ptOut
+	sh.mu.Unlock()
+	if !mapped {
+		return pts, pts, nil
+	}
+	targets := map[string]bool{}
+	for from, to := range table {
+		if uint8(from) != to {
+			targets[strconv.Itoa(int(to))] = true
+		}
+	}
+	for _, p := range pts {
+		n, err := strconv.ParseUint(p, 10, 7)
+		to := p
+		if err == nil && table[n] != uint8(n) {
+			to = strconv.Itoa(int(table[n]))
+		} else if targets[p] {
+			continue // p means another codec to l
+		}
+		if slices.Contains(onward, to) {
+			continue
+		}
+		kept, onward = append(kept, p), append(onward, to)
+		if to != p {
+			if rename == nil {
+				rename = map[string]string{}
+			}
+			rename[p] = to
+		}
+	}
+	return kept, onward, rename
 }
 
 // ptMaps turns an answer's renumbering into the relay's two directions: the
@@ -501,6 +548,12 @@ func codecID(md *sdp.MediaDescription, pt string) string {
 		return strings.ToLower(n) + "/8000"
 	}
 	return ""
+}
+
+// isEventOrCN says whether a codec only rides along with a real one (DTMF
+// events, comfort noise).
+func isEventOrCN(name string) bool {
+	return strings.EqualFold(name, "telephone-event") || strings.EqualFold(name, "CN")
 }
 
 func codecName(md *sdp.MediaDescription, pt string) string {

@@ -287,19 +287,56 @@ func TestSDPPayloadTypeMapping(t *testing.T) {
 	send(a, b, []step{{111, false, 96}, {0, false, 0}, {101, true, 111}, {101, false, 111}})
 	send(b, a, []step{{96, true, 111}, {0, false, 0}, {111, true, 101}})
 
-	// A re-offer from A with the same numbers, answered with the offer's
-	// own numbers, switches the renumbering off.
+	// Re-offers reach each device in its own numbering (RFC 3264 section
+	// 8.3.2: a payload type keeps its meaning within a session), and the
+	// renumbering survives them.
 	a.own.Tag = 1
-	if _, err := s.RewriteOffer(LegA, offer); err != nil {
+	toB2, err := s.RewriteOffer(LegA, offer)
+	if err != nil {
 		t.Fatal(err)
 	}
-	ans2 := sdpOf(int(b.addr().Port()), "111 0 101", "a=rtpmap:111 opus/48000/2", "a=rtpmap:101 telephone-event/8000",
-		"a=rtcp-mux", "a=crypto:"+b.own.Attr())
-	if _, err := s.RewriteAnswer(LegB, ans2); err != nil {
+	if m := reM.FindStringSubmatch(string(toB2)); m == nil || m[3] != "96 0 111" ||
+		!strings.Contains(string(toB2), "a=rtpmap:96 opus/48000/2\r\n") || !strings.Contains(string(toB2), "a=rtpmap:111 telephone-event/8000\r\n") {
+		t.Fatalf("re-offer to B not in B's numbering:\n%s", toB2)
+	}
+	if _, err := s.RewriteAnswer(LegB, ans); err != nil {
 		t.Fatal(err)
 	}
-	send(a, b, []step{{111, false, 111}, {101, true, 101}})
-	send(b, a, []step{{111, false, 111}})
+	send(a, b, []step{{111, false, 96}, {101, true, 111}})
+	send(b, a, []step{{96, false, 111}, {111, true, 101}})
+
+	bOffer := sdpOf(int(b.addr().Port()), "96 0 111", "a=rtpmap:96 opus/48000/2", "a=rtpmap:111 telephone-event/8000",
+		"a=sendonly", "a=rtcp-mux", "a=crypto:"+b.own.Attr())
+	toA2, err := s.RewriteOffer(LegB, bOffer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := reM.FindStringSubmatch(string(toA2)); m == nil || m[3] != "111 0 101" ||
+		!strings.Contains(string(toA2), "a=rtpmap:111 opus/48000/2\r\n") || !strings.Contains(string(toA2), "a=rtpmap:101 telephone-event/8000\r\n") {
+		t.Fatalf("re-offer to A not in A's numbering:\n%s", toA2)
+	}
+	aAns := sdpOf(int(a.addr().Port()), "111 0 101", "a=rtpmap:111 opus/48000/2", "a=rtpmap:101 telephone-event/8000",
+		"a=recvonly", "a=rtcp-mux", "a=crypto:"+a.own.Attr())
+	toB3, err := s.RewriteAnswer(LegA, aAns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := reM.FindStringSubmatch(string(toB3)); m == nil || m[3] != "96 0 111" {
+		t.Fatalf("answer to B not in B's numbering:\n%s", toB3)
+	}
+	send(b, a, []step{{96, false, 111}, {111, true, 101}})
+
+	// An answerer that now numbers like the offerer switches the
+	// renumbering off.
+	if _, err := s.RewriteOffer(LegB, bOffer); err != nil {
+		t.Fatal(err)
+	}
+	same := sdpOf(int(a.addr().Port()), "96 0 111", "a=rtpmap:96 opus/48000/2", "a=rtpmap:111 telephone-event/8000",
+		"a=recvonly", "a=rtcp-mux", "a=crypto:"+a.own.Attr())
+	if _, err := s.RewriteAnswer(LegA, same); err != nil {
+		t.Fatal(err)
+	}
+	send(b, a, []step{{96, false, 96}, {111, true, 111}})
 }
 
 // TestSDPExtraStreamsDeclined: Veilig anchors one audio stream per call. Any

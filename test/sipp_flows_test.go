@@ -52,20 +52,30 @@ func TestSippPlainRTPRefused(t *testing.T) {
 // UAC 1001 (via stunnel) offers SRTP SDP, the UAS registered as 1002 on its
 // own TLS connection answers 180/200; ACK and BYE go through Veilig; the
 // call record says answered.
-func TestSippSRTPCall(t *testing.T) {
+func TestSippSRTPCall(t *testing.T) { sippSRTPCall(t, "call_uac.xml", "call_uas.xml") }
+
+// TestSippPayloadTypeRenumbered: the callee numbers telephone-event 96 where
+// the caller offered 101. The callee sees the caller's offer as numbered,
+// and the caller gets the answer in its own numbering (the relay rewrites
+// the payload type of the RTP; internal/media tests that part).
+func TestSippPayloadTypeRenumbered(t *testing.T) {
+	sippSRTPCall(t, "call_uac_dtmf.xml", "call_uas_dtmf.xml")
+}
+
+func sippSRTPCall(t *testing.T, uacScenario, uasScenario string) {
 	srv := startServer(t, serverOptions{})
 	secretA := srv.addExtension(t, "1001")
 	secretB := srv.addExtension(t, "1002")
 
 	uasPort := freePort(t, "tcp", "127.0.0.1")
-	uas := sippRun{name: "uas", scenario: "call_uas.xml", port: uasPort, timeout: 60 * time.Second,
+	uas := sippRun{name: "uas", scenario: uasScenario, port: uasPort, timeout: 60 * time.Second,
 		keys: []string{"contact_hostport", "127.0.0.16:5061"}}
 	uasProc := uas.start(t)
 	waitTCPListening(t, uasPort, 10*time.Second, "sipp UAS")
 	bridgeToSippUAS(t, srv, "127.0.0.16", "1002", secretB, hostPort("127.0.0.1", uasPort))
 
 	shim := startStunnelClient(t, "uac", "127.0.0.15", srv.tlsAddr)
-	uac := sippUAC("uac", "call_uac.xml", shim, srv, "1001", secretA, "callee", "1002")
+	uac := sippUAC("uac", uacScenario, shim, srv, "1001", secretA, "callee", "1002")
 	uac.extra = append(uac.extra, "-d", strconv.Itoa(1000))
 	uac.mustPass(t)
 	uas.requireSuccess(t, uasProc)

@@ -225,6 +225,33 @@ func TestCancelWhileRinging(t *testing.T) {
 	}
 }
 
+// TestAnswerRacingCancel: the callee answers 200 just after the caller's
+// CANCEL reached it. The caller's call is over (487), so Veilig must still
+// acknowledge the callee's 2xx and take that dialog down with BYE, however
+// the call ended first.
+func TestAnswerRacingCancel(t *testing.T) {
+	srv, a, b := setupCall(t, "127.0.0.43", "127.0.0.44")
+	c := a.invite("1002", srtpOffer(a.ip, "sendrecv"))
+	in := b.acceptInvite(5 * time.Second)
+	in.reply(180, "Ringing", "")
+	c.waitProvisional(5 * time.Second)
+	c.cancel()
+	cancel := b.waitRequest(5*time.Second, "CANCEL")
+	b.respond(cancel, 200, "OK", "", "")
+	in.reply(200, "OK", srtpOffer(b.ip, "sendrecv"))
+	in.expectAckAndBye(5 * time.Second)
+
+	m := a.waitFor(5*time.Second, "487 to the cancelled INVITE", func(m *sipMessage) bool {
+		return cseqMethod(m) == "INVITE" && m.status() >= 200
+	})
+	requireStatus(t, "cancelled INVITE", m, 487)
+	c.ackNon2xx(m)
+	rec := srv.waitRecordFor(t, 10*time.Second, c.callID)
+	if rec.Disposition != "cancelled" {
+		t.Errorf("record: want cancelled; got %s", describeCall(rec.callRecord))
+	}
+}
+
 // TestBusyOfflineUnknown: the callee device answers 486 -> the caller gets
 // 486 (record busy); an extension with no registration -> 480; an unknown
 // extension -> 404, and only after the caller authenticated.

@@ -551,7 +551,10 @@ func (c *Call) endLocked(disposition, cause string, byeA, byeB bool) {
 	}
 	c.m.forget(c)
 	for _, f := range c.forks {
-		if f.tx != nil {
+		// A fork with its final answer has nothing more to tell the call.
+		// One still ringing keeps its handler: a 2xx racing the end must
+		// still be acknowledged and taken down (onFork2xx).
+		if f.tx != nil && f.done {
 			f.tx.Detach()
 		}
 	}

@@ -191,11 +191,9 @@ func TestCalleePlainAnswerRefused(t *testing.T) {
 	}
 }
 
-// TestCancelWhileRinging: CANCEL during 180: the caller gets 200 (CANCEL)
-// and 487, the callee gets CANCEL (answers 200 + 487 and gets the ACK),
-// the record says cancelled.
-func TestCancelWhileRinging(t *testing.T) {
-	srv, a, b := setupCall(t, "127.0.0.41", "127.0.0.42")
+// ringThenCancel: a calls b, b rings, a cancels and b answers the CANCEL
+// 200; b's INVITE is left for the test to answer.
+func ringThenCancel(a, b *sipUA) (*uacCall, *uasCall) {
 	c := a.invite("1002", srtpOffer(a.ip, "sendrecv"))
 	in := b.acceptInvite(5 * time.Second)
 	in.reply(180, "Ringing", "")
@@ -203,6 +201,15 @@ func TestCancelWhileRinging(t *testing.T) {
 	c.cancel()
 	cancel := b.waitRequest(5*time.Second, "CANCEL")
 	b.respond(cancel, 200, "OK", "", "")
+	return c, in
+}
+
+// TestCancelWhileRinging: CANCEL during 180: the caller gets 200 (CANCEL)
+// and 487, the callee gets CANCEL (answers 200 + 487 and gets the ACK),
+// the record says cancelled.
+func TestCancelWhileRinging(t *testing.T) {
+	srv, a, b := setupCall(t, "127.0.0.41", "127.0.0.42")
+	c, in := ringThenCancel(a, b)
 	in.reply(487, "Request Terminated", "")
 	b.waitRequest(5*time.Second, "ACK")
 
@@ -231,13 +238,7 @@ func TestCancelWhileRinging(t *testing.T) {
 // the call ended first.
 func TestAnswerRacingCancel(t *testing.T) {
 	srv, a, b := setupCall(t, "127.0.0.43", "127.0.0.44")
-	c := a.invite("1002", srtpOffer(a.ip, "sendrecv"))
-	in := b.acceptInvite(5 * time.Second)
-	in.reply(180, "Ringing", "")
-	c.waitProvisional(5 * time.Second)
-	c.cancel()
-	cancel := b.waitRequest(5*time.Second, "CANCEL")
-	b.respond(cancel, 200, "OK", "", "")
+	c, in := ringThenCancel(a, b)
 	in.reply(200, "OK", srtpOffer(b.ip, "sendrecv"))
 	in.expectAckAndBye(5 * time.Second)
 

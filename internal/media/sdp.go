@@ -74,25 +74,20 @@ func (s *Session) RewriteOffer(from LegID, offer []byte) ([]byte, error) {
 	// Codecs: the intersection of the offer and policy; DTMF and comfort
 	// noise ride along only with a real codec.
 	var keep []string
-	real := 0
 	for _, pt := range md.MediaName.Formats {
 		name := codecName(md, pt)
-		switch {
-		case isEventOrCN(name):
+		if isEventOrCN(name) || codecs == nil || slices.ContainsFunc(codecs, func(c string) bool { return strings.EqualFold(c, name) }) {
 			keep = append(keep, pt)
-		case codecs == nil || slices.ContainsFunc(codecs, func(c string) bool { return strings.EqualFold(c, name) }):
-			keep = append(keep, pt)
-			real++
 		}
 	}
-	if real == 0 {
+	if !hasRealCodec(md, keep) {
 		return nil, fmt.Errorf("%w: no codec in common", ErrNotAcceptable)
 	}
 	// A re-offer reaches the other device in that device's own numbering:
 	// RFC 3264 section 8.3.2 forbids changing a payload type's meaning
 	// within a session.
 	keep, onward, toOther := y.renumber(keep)
-	if !slices.ContainsFunc(keep, func(pt string) bool { return !isEventOrCN(codecName(md, pt)) }) {
+	if !hasRealCodec(md, keep) {
 		return nil, fmt.Errorf("%w: no codec left in the numbering the other device agreed to", ErrNotAcceptable)
 	}
 	st.formats, st.onward = keep, onward
@@ -164,7 +159,7 @@ func (s *Session) RewriteAnswer(from LegID, answer []byte) ([]byte, error) {
 		return nil, err
 	}
 	kept, formats, rename := st.matchAnswer(md)
-	if !slices.ContainsFunc(kept, func(pt string) bool { return !isEventOrCN(codecName(md, pt)) }) {
+	if !hasRealCodec(md, kept) {
 		return nil, fmt.Errorf("%w: answer has no offered codec", ErrNotAcceptable)
 	}
 
@@ -556,16 +551,15 @@ func isEventOrCN(name string) bool {
 	return strings.EqualFold(name, "telephone-event") || strings.EqualFold(name, "CN")
 }
 
+// hasRealCodec says whether pts name a codec that carries audio itself.
+func hasRealCodec(md *sdp.MediaDescription, pts []string) bool {
+	return slices.ContainsFunc(pts, func(pt string) bool { return !isEventOrCN(codecName(md, pt)) })
+}
+
+// codecName is the encoding name of a payload type, lower case ("pcmu").
 func codecName(md *sdp.MediaDescription, pt string) string {
-	for _, a := range md.Attributes {
-		if a.Key == "rtpmap" {
-			if p, rest, ok := strings.Cut(a.Value, " "); ok && p == pt {
-				name, _, _ := strings.Cut(rest, "/")
-				return name
-			}
-		}
-	}
-	return staticPT[pt]
+	name, _, _ := strings.Cut(codecID(md, pt), "/")
+	return name
 }
 
 // copyCodecAttrs copies rtpmap/fmtp for the kept payload types, renumbered

@@ -13,14 +13,32 @@ import (
 	"time"
 )
 
-func devSDP(port int, proto, fmts string, extra ...string) []byte {
+// sdpWith is a device's SDP: one audio stream with exactly attrs.
+func sdpWith(port int, proto, fmts string, attrs ...string) []byte {
 	s := "v=0\r\no=dev 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
-		fmt.Sprintf("m=audio %d %s %s\r\n", port, proto, fmts) +
-		"a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n"
-	for _, e := range extra {
-		s += e + "\r\n"
+		fmt.Sprintf("m=audio %d %s %s\r\n", port, proto, fmts)
+	for _, a := range attrs {
+		s += a + "\r\n"
 	}
 	return []byte(s)
+}
+
+// devSDP is sdpWith with the usual PCMU/PCMA/telephone-event 101 lines.
+func devSDP(port int, proto, fmts string, extra ...string) []byte {
+	std := []string{"a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16", "a=ptime:20"}
+	return sdpWith(port, proto, fmts, append(std, extra...)...)
+}
+
+// testSession is one relay session on a relay of its own.
+func testSession(t *testing.T, opt Options, name string) *Session {
+	t.Helper()
+	r, _ := testRelay(t, opt)
+	s, err := r.NewSession(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 var (
@@ -42,12 +60,7 @@ func cryptoLines(t *testing.T, b []byte) []Crypto {
 }
 
 func TestSDPOfferAnswerAndMedia(t *testing.T) {
-	r, _ := testRelay(t, Options{Codecs: []string{"pcma", "PCMU"}})
-	s, err := r.NewSession("sdp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := testSession(t, Options{Codecs: []string{"pcma", "PCMU"}}, "sdp")
 	a := newDevice(t, "127.0.0.1", SuiteAES128SHA1_80)
 	b := newDevice(t, "127.0.0.1", SuiteAES128SHA1_32)
 
@@ -134,12 +147,7 @@ func TestSDPOfferAnswerAndMedia(t *testing.T) {
 }
 
 func TestSDPNotAcceptable(t *testing.T) {
-	r, _ := testRelay(t, Options{})
-	s, err := r.NewSession("488")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := testSession(t, Options{}, "488")
 	key, _ := NewCrypto(1, SuiteAES128SHA1_80)
 	for name, sdp := range map[string][]byte{
 		"plain from extension": devSDP(4000, "RTP/AVP", "0"),
@@ -152,12 +160,7 @@ func TestSDPNotAcceptable(t *testing.T) {
 		}
 	}
 	// media.codecs: only G722 allowed, the device offers PCMU and PCMA.
-	r2, _ := testRelay(t, Options{Codecs: []string{"G722"}, PortMin: 39000, PortMax: 39010})
-	s2, err := r2.NewSession("488-codecs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := testSession(t, Options{Codecs: []string{"G722"}, PortMin: 39000, PortMax: 39010}, "488-codecs")
 	if _, err := s2.RewriteOffer(LegA, devSDP(4000, "RTP/SAVP", "0 8 101", "a=crypto:"+key.Attr())); !errors.Is(err, ErrNotAcceptable) ||
 		!strings.Contains(err.Error(), "no codec in common") {
 		t.Errorf("no common codec: %v, want ErrNotAcceptable", err)
@@ -201,23 +204,10 @@ func TestParseCrypto(t *testing.T) {
 // dynamic codec) differently from the caller's offer. The answer to the
 // caller keeps the caller's numbers, and the relay renumbers RTP both ways.
 func TestSDPPayloadTypeMapping(t *testing.T) {
-	r, _ := testRelay(t, Options{})
-	s, err := r.NewSession("ptmap")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := testSession(t, Options{}, "ptmap")
 	a := newDevice(t, "127.0.0.1", SuiteAES128SHA1_80)
 	b := newDevice(t, "127.0.0.1", SuiteAES128SHA1_80)
-	sdpOf := func(port int, fmts string, attrs ...string) []byte {
-		x := "v=0\r\no=dev 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
-			fmt.Sprintf("m=audio %d RTP/SAVP %s\r\n", port, fmts)
-		for _, e := range attrs {
-			x += e + "\r\n"
-		}
-		return []byte(x)
-	}
-	offer := sdpOf(int(a.addr().Port()), "111 0 101", "a=rtpmap:111 opus/48000/2", "a=fmtp:111 useinbandfec=1",
+	offer := sdpWith(int(a.addr().Port()), "RTP/SAVP", "111 0 101", "a=rtpmap:111 opus/48000/2", "a=fmtp:111 useinbandfec=1",
 		"a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-16", "a=rtcp-mux",
 		"a=crypto:1 "+string(a.own.Suite)+" "+a.own.Inline())
 	toB, err := s.RewriteOffer(LegA, offer)
@@ -236,7 +226,7 @@ func TestSDPPayloadTypeMapping(t *testing.T) {
 	b.own.Tag = pick.Tag
 	// B: opus as 96, telephone-event as 111 (reusing an offered number for
 	// another codec), and PCMU as offered.
-	ans := sdpOf(int(b.addr().Port()), "96 0 111", "a=rtpmap:96 opus/48000/2", "a=fmtp:96 useinbandfec=0",
+	ans := sdpWith(int(b.addr().Port()), "RTP/SAVP", "96 0 111", "a=rtpmap:96 opus/48000/2", "a=fmtp:96 useinbandfec=0",
 		"a=rtpmap:111 telephone-event/8000", "a=fmtp:111 0-15", "a=rtcp-mux", "a=crypto:"+b.own.Attr())
 	toA, err := s.RewriteAnswer(LegB, ans)
 	if err != nil {
@@ -305,7 +295,7 @@ func TestSDPPayloadTypeMapping(t *testing.T) {
 	send(a, b, []step{{111, false, 96}, {101, true, 111}})
 	send(b, a, []step{{96, false, 111}, {111, true, 101}})
 
-	bOffer := sdpOf(int(b.addr().Port()), "96 0 111", "a=rtpmap:96 opus/48000/2", "a=rtpmap:111 telephone-event/8000",
+	bOffer := sdpWith(int(b.addr().Port()), "RTP/SAVP", "96 0 111", "a=rtpmap:96 opus/48000/2", "a=rtpmap:111 telephone-event/8000",
 		"a=sendonly", "a=rtcp-mux", "a=crypto:"+b.own.Attr())
 	toA2, err := s.RewriteOffer(LegB, bOffer)
 	if err != nil {
@@ -315,7 +305,7 @@ func TestSDPPayloadTypeMapping(t *testing.T) {
 		!strings.Contains(string(toA2), "a=rtpmap:111 opus/48000/2\r\n") || !strings.Contains(string(toA2), "a=rtpmap:101 telephone-event/8000\r\n") {
 		t.Fatalf("re-offer to A not in A's numbering:\n%s", toA2)
 	}
-	aAns := sdpOf(int(a.addr().Port()), "111 0 101", "a=rtpmap:111 opus/48000/2", "a=rtpmap:101 telephone-event/8000",
+	aAns := sdpWith(int(a.addr().Port()), "RTP/SAVP", "111 0 101", "a=rtpmap:111 opus/48000/2", "a=rtpmap:101 telephone-event/8000",
 		"a=recvonly", "a=rtcp-mux", "a=crypto:"+a.own.Attr())
 	toB3, err := s.RewriteAnswer(LegA, aAns)
 	if err != nil {
@@ -331,7 +321,7 @@ func TestSDPPayloadTypeMapping(t *testing.T) {
 	if _, err := s.RewriteOffer(LegB, bOffer); err != nil {
 		t.Fatal(err)
 	}
-	same := sdpOf(int(a.addr().Port()), "96 0 111", "a=rtpmap:96 opus/48000/2", "a=rtpmap:111 telephone-event/8000",
+	same := sdpWith(int(a.addr().Port()), "RTP/SAVP", "96 0 111", "a=rtpmap:96 opus/48000/2", "a=rtpmap:111 telephone-event/8000",
 		"a=recvonly", "a=rtcp-mux", "a=crypto:"+a.own.Attr())
 	if _, err := s.RewriteAnswer(LegA, same); err != nil {
 		t.Fatal(err)
@@ -344,12 +334,7 @@ func TestSDPPayloadTypeMapping(t *testing.T) {
 // is declined with port 0 in the answer (RFC 3264 section 6), so nothing
 // flows outside the relay.
 func TestSDPExtraStreamsDeclined(t *testing.T) {
-	r, _ := testRelay(t, Options{})
-	s, err := r.NewSession("streams")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := testSession(t, Options{}, "streams")
 	a := newDevice(t, "127.0.0.1", SuiteAES128SHA1_80)
 	b := newDevice(t, "127.0.0.1", SuiteAES128SHA1_80)
 	key := "a=crypto:1 " + string(a.own.Suite) + " " + a.own.Inline()

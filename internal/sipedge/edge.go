@@ -147,34 +147,9 @@ func (e *Edge) Serve(ctx context.Context) error {
 			}
 		}()
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(maxHold)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				e.held.flush(now)
-			}
-		}
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				e.txs.sweep(now)
-			}
-		}
-	}()
+	wg.Add(2)
+	go func() { defer wg.Done(); every(ctx, maxHold, e.held.flush) }()
+	go func() { defer wg.Done(); every(ctx, time.Second, func(now time.Time) { e.txs.sweep(now) }) }()
 	<-ctx.Done()
 	e.conns.closeAll()
 	wg.Wait()

@@ -76,11 +76,7 @@ func TestServerTxReleasesAcknowledgedInvite(t *testing.T) {
 // retransmitted 2xx reaches nobody.
 func TestClientTxReleasesAnsweredInvite(t *testing.T) {
 	e, _ := startUDP(t, HandlerFunc(func(ctx context.Context, r *Request) error { return nil }))
-	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	peer := listenUDP(t, "udp4", "127.0.0.1:0")
 	conn, ok := e.ConnFor("", "udp", peer.LocalAddr().(*net.UDPAddr).AddrPort())
 	if !ok {
 		t.Fatal("no UDP conn")

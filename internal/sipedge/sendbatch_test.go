@@ -11,16 +11,8 @@ import (
 // sends outside a batch go at once.
 func TestUDPOutWildcardSocket(t *testing.T) {
 	for _, bind := range []string{"0.0.0.0:0", "127.0.0.1:0"} {
-		pc, err := net.ListenUDP("udp", mustUDPAddr(t, bind))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pc.Close()
-		peer, err := net.ListenUDP("udp4", mustUDPAddr(t, "127.0.0.1:0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer peer.Close()
+		pc := listenUDP(t, "udp", bind)
+		peer := listenUDP(t, "udp4", "127.0.0.1:0")
 		dst := peer.LocalAddr().(*net.UDPAddr).AddrPort()
 		out := newUDPOut(pc, 4)
 		c := &udpConn{pc: pc, peer: netip.AddrPortFrom(dst.Addr(), dst.Port()), out: out}
@@ -45,28 +37,26 @@ func TestUDPOutWildcardSocket(t *testing.T) {
 	}
 }
 
-func mustUDPAddr(t *testing.T, s string) *net.UDPAddr {
+// listenUDP binds a UDP socket on addr ("127.0.0.1:0") for the test.
+func listenUDP(t *testing.T, network, addr string) *net.UDPConn {
 	t.Helper()
-	a, err := net.ResolveUDPAddr("udp", s)
+	a, err := net.ResolveUDPAddr(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a
+	c, err := net.ListenUDP(network, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // A batch whose reader is stuck (a handler dialling a carrier, say) does not
 // hold other senders' datagrams for longer than maxHold and a tick.
 func TestUDPOutStuckBatchIsFlushed(t *testing.T) {
-	pc, err := net.ListenUDP("udp4", mustUDPAddr(t, "127.0.0.1:0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	peer, err := net.ListenUDP("udp4", mustUDPAddr(t, "127.0.0.1:0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	pc := listenUDP(t, "udp4", "127.0.0.1:0")
+	peer := listenUDP(t, "udp4", "127.0.0.1:0")
 	out := newUDPOut(pc, 4)
 	go out.flusher(t.Context())
 	c := &udpConn{pc: pc, peer: peer.LocalAddr().(*net.UDPAddr).AddrPort(), out: out}
@@ -113,19 +103,7 @@ func TestCorkedStreamIsFlushed(t *testing.T) {
 	var held heldConns
 	sc := &streamConn{c: server, w: newWriter(server), onHeld: held.add}
 	defer sc.Close()
-	ctx := t.Context()
-	go func() {
-		tk := time.NewTicker(maxHold)
-		defer tk.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-tk.C:
-				held.flush(now)
-			}
-		}
-	}()
+	go every(t.Context(), maxHold, held.flush)
 	sc.cork() // the reader never uncorks: stuck in a handler
 	arrivesSoon(t, sc, client, "INVITE")
 	held.mu.Lock()

@@ -92,20 +92,13 @@ const maxHold = 5 * time.Millisecond
 
 // flusher writes datagrams that have waited maxHold, until ctx ends.
 func (o *udpOut) flusher(ctx context.Context) {
-	t := time.NewTicker(maxHold)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			o.mu.Lock()
-			if o.n > 0 && now.Sub(o.since) >= maxHold {
-				o.writeLocked()
-			}
-			o.mu.Unlock()
+	every(ctx, maxHold, func(now time.Time) {
+		o.mu.Lock()
+		if o.n > 0 && now.Sub(o.since) >= maxHold {
+			o.writeLocked()
 		}
-	}
+		o.mu.Unlock()
+	})
 }
 
 // flush closes one reader's batch and writes everything queued. A datagram

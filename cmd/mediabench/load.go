@@ -3,13 +3,13 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
-	"net"
 	"net/netip"
+	"os"
 	"regexp"
+	"runtime"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
@@ -131,28 +131,105 @@ func ctxOf(c media.Crypto) (*srtp.Context, error) {
 	return srtp.CreateContext(c.Key[:kl], c.Key[kl:], p)
 }
 
+// devSock is one of the load tool's device sockets. It is a raw non-blocking
+// descriptor outside Go's netpoller and nobody ever sleeps on it: the loop
+// polls it. A sleeping receiver would make every packet the relay sends
+// wake it (a cross-CPU interrupt, paid on the relay's core) and would add
+// the tool's own scheduling delays to the measured latency.
+type devSock struct {
+	fd   int
+	port int
+
+	msgs [rxBatch]mmsghdr
+	iov  [rxBatch]unix.Iovec
+	bufs [rxBatch][256]byte
+	ctl  [rxBatch][64]byte
+}
+
+const rxBatch = 64
+
+func openDevSock() (*devSock, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	d := &devSock{fd: fd}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		d.close()
+		return nil, fmt.Errorf("bind: %w", err)
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 16<<20)
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+	// The kernel stamps each datagram as it is queued to the socket, which
+	// on loopback is the moment the relay sent it.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		d.close()
+		return nil, fmt.Errorf("SO_TIMESTAMPNS: %w", err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		d.close()
+		return nil, fmt.Errorf("getsockname: %w", err)
+	}
+	d.port = sa.(*unix.SockaddrInet4).Port
+	for j := range rxBatch {
+		d.iov[j].Base = &d.bufs[j][0]
+		d.iov[j].SetLen(len(d.bufs[j]))
+		d.msgs[j].hdr.Iov = &d.iov[j]
+		d.msgs[j].hdr.SetIovlen(1)
+		d.msgs[j].hdr.Control = &d.ctl[j][0]
+	}
+	return d, nil
+}
+
+func (d *devSock) close() { _ = unix.Close(d.fd) }
+
+// recv takes what is queued (one batch) and hands each datagram with its
+// kernel arrival time (Unix ns) to f.
+func (d *devSock) recv(f func(p []byte, at int64)) int {
+	for j := range rxBatch {
+		d.msgs[j].hdr.SetControllen(len(d.ctl[j]))
+	}
+	n, e := recvmmsg(uintptr(d.fd), d.msgs[:])
+	if e != 0 || n <= 0 {
+		return 0
+	}
+	for j := range n {
+		f(d.bufs[j][:d.msgs[j].n], rxStamp(&d.msgs[j].hdr, &d.ctl[j]))
+	}
+	return n
+}
+
+// rxStamp reads the SCM_TIMESTAMPNS control message, 0 if there is none.
+func rxStamp(h *unix.Msghdr, ctl *[64]byte) int64 {
+	hl := unix.CmsgLen(0)
+	if int(h.Controllen) < hl+16 {
+		return 0
+	}
+	c := (*unix.Cmsghdr)(unsafe.Pointer(&ctl[0]))
+	if c.Level != unix.SOL_SOCKET || c.Type != unix.SCM_TIMESTAMPNS {
+		return 0
+	}
+	sec := int64(binary.NativeEndian.Uint64(ctl[hl:]))
+	nsec := int64(binary.NativeEndian.Uint64(ctl[hl+8:]))
+	return sec*1e9 + nsec
+}
+
 // runStep sets up n calls on t, streams 20 ms SRTP both ways on every leg
 // for dur, and measures loss, latency and CPU.
-func runStep(t target, n int, dur time.Duration, relayPID int, tag string) (res stepResult, err error) {
+func runStep(t target, n int, dur, warmup time.Duration, relayPID int, tag string) (res stepResult, err error) {
 	res = stepResult{Calls: n}
-	var socks [2][numSocks]*net.UDPConn
+	var socks [2][numSocks]*devSock
 	var ports [2][numSocks]int
 	for side := range 2 {
 		for k := range numSocks {
-			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			d, err := openDevSock()
 			if err != nil {
 				return res, err
 			}
-			_ = c.SetReadBuffer(4 << 20)
-			_ = c.SetWriteBuffer(4 << 20)
-			if rc, err := c.SyscallConn(); err == nil {
-				_ = rc.Control(func(fd uintptr) {
-					_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 16<<20)
-				})
-			}
-			defer c.Close()
-			socks[side][k] = c
-			ports[side][k] = c.LocalAddr().(*net.UDPAddr).Port
+			defer d.close()
+			socks[side][k] = d
+			ports[side][k] = d.port
 		}
 	}
 
@@ -190,80 +267,61 @@ func runStep(t target, n int, dur time.Duration, relayPID int, tag string) (res 
 	res.SetupTime = time.Since(setupStart)
 	time.Sleep(200 * time.Millisecond)
 
-	sendAt := make([]atomic.Int64, 2*n*64)
-	base := time.Now()
-	mono := func() int64 { return int64(time.Since(base)) }
+	// One thread does everything from here: it sends each 1 ms tick's
+	// packets and in between polls every device socket.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 
-	// Receivers: one goroutine per local socket, recvmmsg batches.
-	var wg sync.WaitGroup
-	hists := make([][]uint32, 2*numSocks)
-	var recv, vOK, vBad atomic.Uint64
-	for side := range 2 {
-		for k := range numSocks {
-			h := make([]uint32, histN+1)
-			hists[side*numSocks+k] = h
-			wg.Add(1)
-			go func(c *net.UDPConn, verify bool) {
-				defer wg.Done()
-				rc, err := c.SyscallConn()
-				if err != nil {
-					return
+	sendAt := make([]int64, 2*n*64) // Unix ns, by sender leg and seq%64
+	var series []int64             // worst latency per 10 ms of send time
+	if seriesFile != "" {
+		series = make([]int64, int((warmup+dur)/(10*time.Millisecond))+1)
+	}
+	baseNS := time.Now().UnixNano()
+	// Latency counts from the end of the warm-up: every call's media
+	// starts within the first 20 ms, so both relays first derive the
+	// session keys of all calls at once (in life, calls start spread out).
+	measureFrom := baseNS + int64(warmup)
+	hist := make([]uint32, histN+1)
+	var recv, vOK, vBad uint64
+	var dec [256]byte
+	var hdr rtp.Header
+	onRecv := func(p []byte, at int64) {
+		if len(p) < 12 {
+			return
+		}
+		idx := int(binary.BigEndian.Uint32(p[8:]) - ssrcBase)
+		if idx < 0 || idx >= 2*n {
+			return
+		}
+		// The packet came back on the other side: idx is the sender's leg.
+		seq := binary.BigEndian.Uint16(p[2:])
+		sent := sendAt[idx*64+int(seq&63)]
+		recv++
+		if sent >= measureFrom && at > 0 {
+			b := max(0, (at-sent)/int64(histRes))
+			hist[min(b, histN)]++
+			if series != nil {
+				if w := int((sent - baseNS) / int64(10*time.Millisecond)); w >= 0 && w < len(series) && at-sent > series[w] {
+					series[w] = at - sent
 				}
-				const B = 64
-				var bufs [B][256]byte
-				var iov [B]unix.Iovec
-				var msgs [B]mmsghdr
-				for j := range B {
-					iov[j].Base = &bufs[j][0]
-					iov[j].SetLen(len(bufs[j]))
-					msgs[j].hdr.Iov = &iov[j]
-					msgs[j].hdr.SetIovlen(1)
+			}
+		}
+		if idx/2 == 0 {
+			// Call 0: check that the relay's key really decrypts it.
+			if _, err := legs[0][1-idx%2].rx.DecryptRTP(dec[:0], p, &hdr); err == nil {
+				vOK++
+			} else {
+				vBad++
+			}
+		}
+	}
+	poll := func() {
+		for side := range 2 {
+			for k := range numSocks {
+				for socks[side][k].recv(onRecv) == rxBatch {
 				}
-				var dec [256]byte
-				var hdr rtp.Header
-				var got int
-				var errno unix.Errno
-				read := func(fd uintptr) bool {
-					got, errno = recvmmsg(fd, msgs[:])
-					return errno != unix.EAGAIN
-				}
-				for {
-					if err := rc.Read(read); err != nil || errno != 0 {
-						return
-					}
-					now := mono()
-					for j := 0; j < got; j++ {
-						p := bufs[j][:msgs[j].n]
-						if len(p) < 12 {
-							continue
-						}
-						idx := int(binary.BigEndian.Uint32(p[8:]) - ssrcBase)
-						if idx < 0 || idx >= 2*n {
-							continue
-						}
-						// The packet came back on the other side: idx is
-						// the sender's leg.
-						seq := binary.BigEndian.Uint16(p[2:])
-						at := sendAt[idx*64+int(seq&63)].Load()
-						recv.Add(1)
-						if at > 0 {
-							b := (now - at) / int64(histRes)
-							if b > histN {
-								b = histN
-							}
-							h[b]++
-						}
-						if verify && idx/2 == 0 {
-							recvLeg := &legs[0][1-idx%2]
-							if _, err := recvLeg.rx.DecryptRTP(dec[:0], p, &hdr); err == nil {
-								vOK.Add(1)
-							} else {
-								vBad.Add(1)
-							}
-						}
-					}
-				}
-			}(socks[side][k], k == 0)
+			}
 		}
 	}
 
@@ -273,7 +331,6 @@ func runStep(t target, n int, dur time.Duration, relayPID int, tag string) (res 
 		iov  []unix.Iovec
 		bufs [][]byte
 		idx  []int32
-		fd   uintptr
 	}
 	var outs [2][numSocks]*out
 	for side := range 2 {
@@ -286,26 +343,29 @@ func runStep(t target, n int, dur time.Duration, relayPID int, tag string) (res 
 				o.msgs[j].hdr.Iov = &o.iov[j]
 				o.msgs[j].hdr.SetIovlen(1)
 			}
-			rc, _ := socks[side][k].SyscallConn()
-			_ = rc.Control(func(fd uintptr) { o.fd = fd })
 			outs[side][k] = o
 		}
 	}
-	cpu0, load0 := procCPU(relayPID), procCPU(0)
-	wall0 := time.Now()
-	ticks := int(dur / time.Millisecond)
+	var cpu0, load0 float64
+	var wall0 time.Time
+	warmTicks := int(warmup / time.Millisecond)
+	base := time.Now()
+	ticks := warmTicks + int(dur/time.Millisecond)
 	var sent, sendErrs uint64
 	fill := make([]int, 2*numSocks)
 	for tick := 0; tick < ticks; tick++ {
 		due := base.Add(time.Duration(tick) * time.Millisecond)
-		if d := time.Until(due); d > 0 {
-			time.Sleep(d)
-		} else if d < -2*time.Millisecond {
+		for time.Now().Before(due) {
+			poll()
+		}
+		if time.Since(due) > 2*time.Millisecond {
 			res.LateTicks++
 		}
-		for j := range fill {
-			fill[j] = 0
+		if tick == warmTicks {
+			// CPU is measured over the same window as latency.
+			cpu0, load0, wall0 = procCPU(relayPID), procCPU(0), time.Now()
 		}
+		clear(fill)
 		for i := tick % pktSlots; i < n; i += pktSlots {
 			for side := range 2 {
 				l := &legs[i][side]
@@ -331,12 +391,12 @@ func runStep(t target, n int, dur time.Duration, relayPID int, tag string) (res 
 				if f == 0 {
 					continue
 				}
-				now := mono()
+				now := time.Now().UnixNano()
 				for j := 0; j < f; j++ {
-					sendAt[o.idx[j]].Store(now)
+					sendAt[o.idx[j]] = now
 				}
 				for s := 0; s < f; {
-					k2, e := sendmmsg(o.fd, o.msgs[s:f])
+					k2, e := sendmmsg(uintptr(socks[side][k].fd), o.msgs[s:f])
 					if e != 0 || k2 <= 0 {
 						sendErrs += uint64(f - s)
 						break
@@ -346,33 +406,27 @@ func runStep(t target, n int, dur time.Duration, relayPID int, tag string) (res 
 				}
 			}
 		}
+		poll()
 	}
 	wall := time.Since(wall0).Seconds()
 	res.RelayCPU = (procCPU(relayPID) - cpu0) / wall
 	res.LoadCPU = (procCPU(0) - load0) / wall
 	res.RelayRSSKB = procRSS(relayPID)
-	time.Sleep(300 * time.Millisecond)
-	for side := range 2 {
-		for k := range numSocks {
-			socks[side][k].Close()
-		}
+	// Stragglers: anything later than this is lost anyway.
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); {
+		poll()
 	}
-	wg.Wait()
-	res.Sent, res.Recv, res.SendErrs = sent, recv.Load(), sendErrs
-	res.VerifyOK, res.VerifyBad = vOK.Load(), vBad.Load()
-	total := make([]uint64, histN+1)
+	res.Sent, res.Recv, res.SendErrs = sent, recv, sendErrs
+	res.VerifyOK, res.VerifyBad = vOK, vBad
 	var cnt uint64
-	for _, h := range hists {
-		for b, v := range h {
-			total[b] += uint64(v)
-			cnt += uint64(v)
-		}
+	for _, v := range hist {
+		cnt += uint64(v)
 	}
 	pct := func(q float64) time.Duration {
 		want := uint64(q * float64(cnt))
 		var c uint64
-		for b, v := range total {
-			c += v
+		for b, v := range hist {
+			c += uint64(v)
 			if c > want {
 				return time.Duration(b) * histRes
 			}
@@ -380,5 +434,20 @@ func runStep(t target, n int, dur time.Duration, relayPID int, tag string) (res 
 		return histN * histRes
 	}
 	res.P50, res.P99, res.Max = pct(0.50), pct(0.99), pct(0.99999)
+	if series != nil {
+		writeSeries(fmt.Sprintf("%s.%s-%d", seriesFile, tag, n), series)
+	}
 	return res, nil
+}
+
+// seriesFile, when set (-series), receives per step the worst latency of
+// each 10 ms of the streaming window, to tell stalls from queueing.
+var seriesFile string
+
+func writeSeries(path string, s []int64) {
+	var b []byte
+	for w, v := range s {
+		b = fmt.Appendf(b, "%d %.3f\n", w*10, float64(v)/1e6)
+	}
+	_ = os.WriteFile(path, b, 0o644)
 }

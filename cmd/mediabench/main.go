@@ -163,7 +163,8 @@ func benchMain(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	targets := fs.String("targets", "veilig,rtpengine", "relays to measure")
 	callsF := fs.String("calls", "250,500,1000,1500,2000,2500", "call counts to try, ascending")
-	seconds := fs.Int("seconds", 10, "streaming time per step")
+	seconds := fs.Int("seconds", 10, "streaming time per step, after the warm-up")
+	warmup := fs.Duration("warmup", time.Second, "streaming before latency is measured (loss counts from the start)")
 	relayCore := fs.String("relay-core", "0", "CPU the relay is pinned to")
 	loadCore := fs.String("load-core", "1", "CPU this load tool is pinned to")
 	rtpeThreads := fs.Int("rtpengine-threads", 1, "rtpengine --num-threads")
@@ -174,6 +175,7 @@ func benchMain(args []string) error {
 	fs.IntVar(&vo.callers, "sip-callers", 8, "caller extensions, one TLS connection each: calls set up concurrently")
 	fs.Float64Var(&vo.rate, "setup-rate", 200, "calls set up (and torn down) per second through veilig, at most")
 	fs.DurationVar(&vo.timeout, "sip-timeout", 5*time.Second, "time limit of each SIP transaction")
+	fs.StringVar(&seriesFile, "series", "", "write the worst latency per 10 ms of each step to FILE.<relay>-<calls> (ms, by send time)")
 	traceFile := fs.String("sip-trace", "", "write every SIP message of the veilig target to this file (received ones with normalised header names)")
 	fs.BoolVar(&vo.keep, "keep-data", false, "keep veilig's temporary data dir (it is always kept after a failure)")
 	_ = fs.Parse(args)
@@ -243,7 +245,7 @@ func benchMain(args []string) error {
 			return err
 		}
 		for _, n := range calls {
-			r, err := runStep(t, n, time.Duration(*seconds)*time.Second, pid, name)
+			r, err := runStep(t, n, time.Duration(*seconds)*time.Second, *warmup, pid, name)
 			if note := t.note(); note != "" {
 				fmt.Fprintf(os.Stderr, "%s N=%d: %s\n", name, n, note)
 			}
@@ -253,7 +255,7 @@ func benchMain(args []string) error {
 			}
 			pass := r.Loss() < 0.001 && r.P99 < 5*time.Millisecond && r.VerifyBad == 0 && r.VerifyOK > 0
 			fmt.Printf("| %s | %d | %.0f | %.3f | %.2f | %.2f | %.1f | %.1f | %.1f | %d/%d | %v |\n",
-				name, n, float64(r.Sent)/float64(*seconds), 100*r.Loss(), ms(r.P50), ms(r.P99),
+				name, n, float64(r.Sent)/(float64(*seconds)+warmup.Seconds()), 100*r.Loss(), ms(r.P50), ms(r.P99),
 				100*r.RelayCPU, float64(r.RelayRSSKB)/1024, 100*r.LoadCPU, r.VerifyOK, r.VerifyOK+r.VerifyBad, pass)
 			if r.LateTicks > 0 || r.SendErrs > 0 {
 				fmt.Printf("|   | note: load tool late ticks=%d send errors=%d |\n", r.LateTicks, r.SendErrs)

@@ -84,6 +84,17 @@ func recvmmsg(fd int, msgs []mmsghdr) (int, unix.Errno) {
 	return int(n), e
 }
 
+// epollPoll is epoll_wait with a zero timeout, also raw: a busy relay polls
+// after every round, and the scheduler bookkeeping of a normal system call
+// let Go's sysmon take the P away during the poll (it takes tens of µs with
+// hundreds of ready sockets), which kept sysmon waking every 20 µs and
+// preempting the relay thread thousands of times a second.
+func epollPoll(epfd int, events []unix.EpollEvent) (int, unix.Errno) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
+		uintptr(len(events)), 0, 0, 0)
+	return int(n), e
+}
+
 func sendmmsg(fd int, msgs []mmsghdr) (int, unix.Errno) {
 	n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])),
 		uintptr(len(msgs)), unix.MSG_DONTWAIT, 0, 0)
@@ -221,8 +232,8 @@ func newShard(r *Relay) (*shard, error) {
 	sh := &shard{r: r, epfd: epfd, epf: epf, epRC: rc, base: time.Now(), done: make(chan struct{}),
 		events: make([]unix.EpollEvent, 256)}
 	sh.waitFn = func(uintptr) bool {
-		n, err := unix.EpollWait(sh.epfd, sh.events, 0)
-		if err != nil || n <= 0 {
+		n, e := epollPoll(sh.epfd, sh.events)
+		if e != 0 || n <= 0 {
 			sh.nev = 0
 			return false // park in the netpoller until epfd is readable
 		}

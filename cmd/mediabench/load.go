@@ -273,7 +273,7 @@ func runStep(t target, n int, dur, warmup time.Duration, relayPID int, tag strin
 	defer runtime.UnlockOSThread()
 
 	sendAt := make([]int64, 2*n*64) // Unix ns, by sender leg and seq%64
-	var series []int64             // worst latency per 10 ms of send time
+	var series []int64              // worst latency per 10 ms of send time
 	if seriesFile != "" {
 		series = make([]int64, int((warmup+dur)/(10*time.Millisecond))+1)
 	}

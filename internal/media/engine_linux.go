@@ -669,7 +669,11 @@ func (sh *shard) process(s *sock, pkt []byte, src netip.AddrPort, now int64, out
 	default:
 		// A key holder could mint SSRCs without end, each costing pion a
 		// replay window: bound them.
-		_, known := l.rx.ROC(binary.BigEndian.Uint32(pkt[8:12]))
+		ssrc := binary.BigEndian.Uint32(pkt[8:12])
+		known := ssrc == l.knownSSRC && l.rx == l.knownCtx
+		if !known {
+			_, known = l.rx.ROC(ssrc)
+		}
 		if !known && l.ssrcs >= maxSSRCs {
 			l.st.dropAuth++
 			sh.noteDrop(l, src, now)
@@ -683,6 +687,7 @@ func (sh *shard) process(s *sock, pkt []byte, src netip.AddrPort, now int64, out
 		if !known {
 			l.ssrcs++
 		}
+		l.knownSSRC, l.knownCtx = ssrc, l.rx
 		plain = p
 	}
 
@@ -697,7 +702,7 @@ func (sh *shard) process(s *sock, pkt []byte, src netip.AddrPort, now int64, out
 		l.st.packetsIn++
 	}
 
-	peer := sess.legs[1-l.id]
+	peer := l.peer
 	var via *sock
 	var dst *sockaddr
 	if isRTCP && !peer.mux && peer.rtcp != nil {

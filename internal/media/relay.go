@@ -255,14 +255,16 @@ func (r *Relay) NewSession(callID string) (*Session, error) {
 	}
 	sh := r.shards[int(r.next.Add(1))%len(r.shards)]
 	s := &Session{r: r, sh: sh, callID: callID, created: time.Now()}
-	for i := range s.legs {
-		l := &Leg{sess: s, id: LegID(i)}
-		s.legs[i] = l
+	s.legs = [2]*Leg{{sess: s, id: LegA}, {sess: s, id: LegB}}
+	s.legs[0].peer, s.legs[1].peer = s.legs[1], s.legs[0]
+	for i, l := range s.legs {
 		port, fd, err := r.bindPair()
 		if err != nil {
+			sh.mu.Lock()
 			for _, l2 := range s.legs[:i] {
 				sh.unregisterLeg(l2)
 			}
+			sh.mu.Unlock()
 			return nil, fmt.Errorf("media: session %s leg %s: %w", callID, l.id, err)
 		}
 		l.port = port

@@ -31,21 +31,23 @@ func (id LegID) String() string {
 // Session is one relayed call. All its mutable state is guarded by the mutex
 // of the worker that serves it.
 type Session struct {
+	// The fields every packet touches come first, in one cache line: a
+	// busy relay serves thousands of sessions and misses the cache on most.
+	legs [2]*Leg
+	// Guarded by sh.mu.
+	last     int64 // worker clock of the last authenticated packet
+	closed   bool
+	armed    bool // media timeout runs (both legs negotiated)
+	hold     bool // a re-INVITE put the call on hold: no timeout
+	timedOut bool
+
 	r       *Relay
 	sh      *shard
 	callID  string
 	created time.Time
-	legs    [2]*Leg
 
 	sdpMu sync.Mutex // serialises RewriteOffer/RewriteAnswer
 	sdp   sdpState
-
-	// Guarded by sh.mu.
-	last     int64 // worker clock of the last authenticated packet
-	armed    bool  // media timeout runs (both legs negotiated)
-	hold     bool  // a re-INVITE put the call on hold: no timeout
-	timedOut bool
-	closed   bool
 }
 
 // CallID is the identifier given to NewSession.
@@ -127,46 +129,53 @@ func (s *Session) Stats() SessionStats {
 
 // Leg is one side of a call: the relay's port(s) facing one device.
 type Leg struct {
+	// The forward path reads the fields up to st, so they come first.
 	sess *Session
+	peer *Leg // the other leg of the call
 	id   LegID
-	port int // even port: RTP + muxed RTCP
-
-	rtcpPort int // separate RTCP port when bound: port+1, or rtcpPair
-	rtcpPair int // base of an extra pair taken when port+1 was busy
 
 	// Guarded by sess.sh.mu.
-	rtp, rtcp  *sock
-	allowPlain bool
-	plain      bool
-	local      Crypto // Veilig's key: encrypts towards the device
-	remote     Crypto // the device's key: authenticates what it sends
+	rtp, rtcp *sock
+	plain     bool
+	mux       bool
 	// txKey and rxKey say local and remote are installed; tx and rx are
 	// their contexts, built by the worker at the first packet that needs
 	// them. Deriving session keys costs more than the rest of call set-up,
 	// and many calls end before any media flows.
 	txKey, rxKey bool
+	ptMapped     bool
 	tx, rx       *srtp.Context
-	offered      []Crypto // Veilig's keys offered to this device, awaiting its answer
-	mux          bool
-	hintRTP      netip.AddrPort // from SDP: a hint, never proof
-	hintRTCP     netip.AddrPort
-	latRTP       netip.AddrPort // learned from an authenticated packet
-	latRTCP      netip.AddrPort
-	dstRTP       sockaddr // where RTP (and muxed RTCP) goes now
-	dstRTCP      sockaddr // where RTCP goes when not muxed
-	direction    string   // last negotiated a=sendrecv etc. from this device
-	// ptOut, when ptMapped, renumbers the payload type of RTP sent to
-	// this device: the two devices may number the same codec differently
-	// (RFC 3264 only says SHOULD keep the offer's numbers), and the relay
-	// does not transcode, so it only rewrites the number.
-	ptOut      [128]uint8
-	ptMapped   bool
-	ssrcs      int // SSRCs seen, bounds pion's per-SSRC state
-	st         legCounters
+	// knownSSRC was authenticated by knownCtx: a packet with it needs no
+	// lookup in pion's per-SSRC state to be counted against maxSSRCs.
+	knownSSRC uint32
+	knownCtx  *srtp.Context
+	ssrcs     int            // SSRCs seen, bounds pion's per-SSRC state
+	dstRTP    sockaddr       // where RTP (and muxed RTCP) goes now
+	dstRTCP   sockaddr       // where RTCP goes when not muxed
+	latRTP    netip.AddrPort // learned from an authenticated packet
+	latRTCP   netip.AddrPort
+	st        legCounters
+
+	port     int // even port: RTP + muxed RTCP
+	rtcpPort int // separate RTCP port when bound: port+1, or rtcpPair
+	rtcpPair int // base of an extra pair taken when port+1 was busy
+
+	allowPlain bool
+	local      Crypto         // Veilig's key: encrypts towards the device
+	remote     Crypto         // the device's key: authenticates what it sends
+	offered    []Crypto       // Veilig's keys offered to this device, awaiting its answer
+	hintRTP    netip.AddrPort // from SDP: a hint, never proof
+	hintRTCP   netip.AddrPort
+	direction  string // last negotiated a=sendrecv etc. from this device
 	burstStart int64
 	burstN     uint32
 	injAt      int64
 	injSent    bool
+	// ptOut, when ptMapped, renumbers the payload type of RTP sent to
+	// this device: the two devices may number the same codec differently
+	// (RFC 3264 only says SHOULD keep the offer's numbers), and the relay
+	// does not transcode, so it only rewrites the number.
+	ptOut [128]uint8
 }
 
 type legCounters struct {

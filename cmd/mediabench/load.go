@@ -20,10 +20,10 @@ import (
 const (
 	ssrcBase   = 0x10000000
 	payloadLen = 160 // 20 ms of G.711
-	pktSlots   = 20  // calls are spread over the 20 ms packet interval, 1 ms apart
+	pktEvery   = 20 * time.Millisecond
 	histRes    = 10 * time.Microsecond
 	histN      = 20000 // 200 ms
-	numSocks   = 7     // local sockets per side (coprime with pktSlots)
+	numSocks   = 7     // local sockets per side (coprime with the slot counts)
 )
 
 // legSetup is what the device on one leg of a call needs to stream: the
@@ -217,7 +217,7 @@ func rxStamp(h *unix.Msghdr, ctl *[64]byte) int64 {
 
 // runStep sets up n calls on t, streams 20 ms SRTP both ways on every leg
 // for dur, and measures loss, latency and CPU.
-func runStep(t target, n int, dur, warmup time.Duration, relayPID int, tag string) (res stepResult, err error) {
+func runStep(t target, n, slots int, dur, warmup time.Duration, relayPID int, tag string) (res stepResult, err error) {
 	res = stepResult{Calls: n}
 	var socks [2][numSocks]*devSock
 	var ports [2][numSocks]int
@@ -278,6 +278,8 @@ func runStep(t target, n int, dur, warmup time.Duration, relayPID int, tag strin
 		series = make([]int64, int((warmup+dur)/(10*time.Millisecond))+1)
 	}
 	baseNS := time.Now().UnixNano()
+	var baseMono unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &baseMono)
 	// Latency counts from the end of the warm-up: every call's media
 	// starts within the first 20 ms, so both relays first derive the
 	// session keys of all calls at once (in life, calls start spread out).
@@ -325,7 +327,8 @@ func runStep(t target, n int, dur, warmup time.Duration, relayPID int, tag strin
 		}
 	}
 
-	// Pacer: 1 ms ticks; calls with i%20 == tick%20 send on both legs.
+	// Pacer: the 20 ms packet interval is cut into slots ticks; calls with
+	// i%slots == tick%slots send on both legs.
 	type out struct {
 		msgs []mmsghdr
 		iov  []unix.Iovec
@@ -348,13 +351,14 @@ func runStep(t target, n int, dur, warmup time.Duration, relayPID int, tag strin
 	}
 	var cpu0, load0 float64
 	var wall0 time.Time
-	warmTicks := int(warmup / time.Millisecond)
+	tickDur := pktEvery / time.Duration(slots)
+	warmTicks := int(warmup / tickDur)
 	base := time.Now()
-	ticks := warmTicks + int(dur/time.Millisecond)
+	ticks := warmTicks + int(dur/tickDur)
 	var sent, sendErrs uint64
 	fill := make([]int, 2*numSocks)
 	for tick := 0; tick < ticks; tick++ {
-		due := base.Add(time.Duration(tick) * time.Millisecond)
+		due := base.Add(time.Duration(tick) * tickDur)
 		for time.Now().Before(due) {
 			poll()
 		}
@@ -366,7 +370,7 @@ func runStep(t target, n int, dur, warmup time.Duration, relayPID int, tag strin
 			cpu0, load0, wall0 = procCPU(relayPID), procCPU(0), time.Now()
 		}
 		clear(fill)
-		for i := tick % pktSlots; i < n; i += pktSlots {
+		for i := tick % slots; i < n; i += slots {
 			for side := range 2 {
 				l := &legs[i][side]
 				l.seq++
@@ -435,7 +439,7 @@ func runStep(t target, n int, dur, warmup time.Duration, relayPID int, tag strin
 	}
 	res.P50, res.P99, res.Max = pct(0.50), pct(0.99), pct(0.99999)
 	if series != nil {
-		writeSeries(fmt.Sprintf("%s.%s-%d", seriesFile, tag, n), series)
+		writeSeries(fmt.Sprintf("%s.%s-%d", seriesFile, tag, n), series, baseMono.Nano())
 	}
 	return res, nil
 }
@@ -444,8 +448,10 @@ func runStep(t target, n int, dur, warmup time.Duration, relayPID int, tag strin
 // each 10 ms of the streaming window, to tell stalls from queueing.
 var seriesFile string
 
-func writeSeries(path string, s []int64) {
-	var b []byte
+func writeSeries(path string, s []int64, baseMono int64) {
+	// The monotonic start lets the series be lined up with a trace taken
+	// with "perf record -k CLOCK_MONOTONIC".
+	b := fmt.Appendf(nil, "# start CLOCK_MONOTONIC %.6f s\n", float64(baseMono)/1e9)
 	for w, v := range s {
 		b = fmt.Appendf(b, "%d %.3f\n", w*10, float64(v)/1e6)
 	}

@@ -164,11 +164,13 @@ func benchMain(args []string) error {
 	targets := fs.String("targets", "veilig,rtpengine", "relays to measure")
 	callsF := fs.String("calls", "250,500,1000,1500,2000,2500", "call counts to try, ascending")
 	seconds := fs.Int("seconds", 10, "streaming time per step, after the warm-up")
+	slots := fs.Int("slots", 20, "ticks per 20 ms packet interval over which the calls are spread (20: 1 ms ticks)")
 	warmup := fs.Duration("warmup", time.Second, "streaming before latency is measured (loss counts from the start)")
 	relayCore := fs.String("relay-core", "0", "CPU the relay is pinned to")
 	loadCore := fs.String("load-core", "1", "CPU this load tool is pinned to")
 	rtpeThreads := fs.Int("rtpengine-threads", 1, "rtpengine --num-threads")
 	keepGoing := fs.Bool("keep-going", false, "continue past the first failing step")
+	fresh := fs.Bool("fresh", true, "start each relay anew for every step, so no step inherits the last one's work (Veilig's lingering transactions, its garbage)")
 	vo := veiligOpts{}
 	fs.StringVar(&vo.bin, "veilig-bin", "", "veilig binary to run (default: go build ./cmd/veilig into a temp dir)")
 	fs.StringVar(&vo.ports, "veilig-ports", "12000-21999", "veilig media.port_range")
@@ -240,12 +242,18 @@ func benchMain(args []string) error {
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	best, failed := map[string]int{}, map[string]bool{}
 	for _, name := range strings.Split(*targets, ",") {
-		t, pid, stop, err := startTarget(name, *relayCore, *rtpeThreads, vo)
-		if err != nil {
-			return err
-		}
-		for _, n := range calls {
-			r, err := runStep(t, n, time.Duration(*seconds)*time.Second, *warmup, pid, name)
+		var t target
+		var pid int
+		stop := func() {}
+		for i, n := range calls {
+			if i == 0 || *fresh {
+				stop()
+				var err error
+				if t, pid, stop, err = startTarget(name, *relayCore, *rtpeThreads, vo); err != nil {
+					return err
+				}
+			}
+			r, err := runStep(t, n, *slots, time.Duration(*seconds)*time.Second, *warmup, pid, name)
 			if note := t.note(); note != "" {
 				fmt.Fprintf(os.Stderr, "%s N=%d: %s\n", name, n, note)
 			}

@@ -25,9 +25,14 @@
 //     only from the signalled IP address.
 //
 // Efficiency: sockets are raw non-blocking fds served by one epoll loop per
-// worker (GOMAXPROCS by default), with recvmmsg/sendmmsg batches and
-// preallocated buffers, so the forward path allocates nothing in steady
-// state and costs no goroutine wake-up per packet. Every session belongs to
-// one worker, whose mutex is the only lock on the path: there is no global
-// lock.
+// worker (GOMAXPROCS by default). They are not net.UDPConns batched with
+// golang.org/x/net/ipv4's ReadBatch/WriteBatch: those batch per socket, and
+// a relay socket carries one packet per 20 ms, so a batch has to span
+// sockets. Each epoll round hands all its receives to the kernel in one
+// io_uring submission and all the forwards in another (recvmmsg/sendmmsg
+// per socket where io_uring is unavailable). Buffers are preallocated, so
+// the forward path allocates nothing in steady state and costs no goroutine
+// wake-up per packet; the loop parks in Go's netpoller only when no socket
+// is ready. Every session belongs to one worker, whose mutex is the only
+// lock on the path: there is no global lock.
 package media

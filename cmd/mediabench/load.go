@@ -67,6 +67,8 @@ type stepResult struct {
 	SetupTime           time.Duration
 	RelayRSSBeforeKB    int64
 	SendErrs            uint64
+	MinFaults           int64 // the relay's page faults over the measured window
+	MajFaults           int64
 	TeardownErr         error
 }
 
@@ -280,9 +282,10 @@ func runStep(t target, n, slots int, dur, warmup time.Duration, relayPID int, ta
 	baseNS := time.Now().UnixNano()
 	var baseMono unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &baseMono)
-	// Latency counts from the end of the warm-up: every call's media
-	// starts within the first 20 ms, so both relays first derive the
-	// session keys of all calls at once (in life, calls start spread out).
+	// Latency counts from the end of the warm-up, over which the calls'
+	// media starts one after the other: started all within one 20 ms,
+	// every call's first packets would make the relay derive all the
+	// session keys at once, a burst calls starting over time do not make.
 	measureFrom := baseNS + int64(warmup)
 	hist := make([]uint32, histN+1)
 	var recv, vOK, vBad uint64
@@ -368,9 +371,15 @@ func runStep(t target, n, slots int, dur, warmup time.Duration, relayPID int, ta
 		if tick == warmTicks {
 			// CPU is measured over the same window as latency.
 			cpu0, load0, wall0 = procCPU(relayPID), procCPU(0), time.Now()
+			res.MinFaults, res.MajFaults = procFaults(relayPID)
 		}
 		clear(fill)
 		for i := tick % slots; i < n; i += slots {
+			if tick < warmTicks*i/n {
+				// Calls join over the warm-up, as calls do over time,
+				// rather than all in one 20 ms.
+				continue
+			}
 			for side := range 2 {
 				l := &legs[i][side]
 				l.seq++
@@ -416,6 +425,8 @@ func runStep(t target, n, slots int, dur, warmup time.Duration, relayPID int, ta
 	res.RelayCPU = (procCPU(relayPID) - cpu0) / wall
 	res.LoadCPU = (procCPU(0) - load0) / wall
 	res.RelayRSSKB = procRSS(relayPID)
+	minf, majf := procFaults(relayPID)
+	res.MinFaults, res.MajFaults = minf-res.MinFaults, majf-res.MajFaults
 	// Stragglers: anything later than this is lost anyway.
 	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); {
 		poll()

@@ -186,7 +186,6 @@ func benchMain(args []string) error {
 	loadCore := fs.String("load-core", "1", "CPU this load tool is pinned to")
 	rtpeThreads := fs.Int("rtpengine-threads", 1, "rtpengine --num-threads")
 	keepGoing := fs.Bool("keep-going", false, "continue past the first failing step")
-	fresh := fs.Bool("fresh", true, "start each relay anew for every step, so no step inherits the last one's work (Veilig's lingering transactions, its garbage)")
 	vo := veiligOpts{}
 	fs.StringVar(&vo.bin, "veilig-bin", "", "veilig binary to run (default: go build ./cmd/veilig into a temp dir)")
 	fs.StringVar(&vo.ports, "veilig-ports", "12000-21999", "veilig media.port_range")
@@ -256,52 +255,44 @@ func benchMain(args []string) error {
 		numCPU(), *relayCore, *loadCore, *seconds)
 	fmt.Println("| relay | calls | pkts/s in | loss % | p50 ms | p99 ms | relay CPU % | RSS MB | load CPU % | verified | pass |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
+	// Steps alternate between the relays (N for each, then the next N),
+	// each on a freshly started relay: this machine's speed drifts over
+	// minutes, and interleaving exposes both relays to the same drift.
 	best, failed := map[string]int{}, map[string]bool{}
-	for _, name := range strings.Split(*targets, ",") {
-		var t target
-		var pid int
-		stop := func() {}
-		for i, n := range calls {
-			if i == 0 || *fresh {
-				stop()
-				var err error
-				if t, pid, stop, err = startTarget(name, *relayCore, *rtpeThreads, vo); err != nil {
-					return err
+	names := strings.Split(*targets, ",")
+	for _, n := range calls {
+		for _, name := range names {
+			if failed[name] && !*keepGoing {
+				continue
+			}
+			if err := benchStep(name, n, *relayCore, *rtpeThreads, vo, func(t target, pid int) (stepResult, error) {
+				return runStep(t, n, *slots, time.Duration(*seconds)*time.Second, *warmup, pid, name)
+			}, func(r stepResult) {
+				pass := r.Loss() < 0.001 && r.P99 < 5*time.Millisecond && r.VerifyBad == 0 && r.VerifyOK > 0
+				// Each call sends 50 packets/s on each of its two legs.
+				fmt.Printf("| %s | %d | %d | %.3f | %.2f | %.2f | %.1f | %.1f | %.1f | %d/%d | %v |\n",
+					name, n, n*100, 100*r.Loss(), ms(r.P50), ms(r.P99),
+					100*r.RelayCPU, float64(r.RelayRSSKB)/1024, 100*r.LoadCPU, r.VerifyOK, r.VerifyOK+r.VerifyBad, pass)
+				fmt.Fprintf(os.Stderr, "%s N=%d: relay page faults in the window: %d minor, %d major\n", name, n, r.MinFaults, r.MajFaults)
+				if r.LateTicks > 0 || r.SendErrs > 0 {
+					fmt.Printf("|   | note: load tool late ticks=%d send errors=%d |\n", r.LateTicks, r.SendErrs)
 				}
-			}
-			r, err := runStep(t, n, *slots, time.Duration(*seconds)*time.Second, *warmup, pid, name)
-			if note := t.note(); note != "" {
-				fmt.Fprintf(os.Stderr, "%s N=%d: %s\n", name, n, note)
-			}
-			if err != nil {
-				stop()
-				return fmt.Errorf("%s N=%d: %w", name, n, err)
-			}
-			pass := r.Loss() < 0.001 && r.P99 < 5*time.Millisecond && r.VerifyBad == 0 && r.VerifyOK > 0
-			// Each call sends 50 packets/s on each of its two legs.
-			fmt.Printf("| %s | %d | %d | %.3f | %.2f | %.2f | %.1f | %.1f | %.1f | %d/%d | %v |\n",
-				name, n, n*100, 100*r.Loss(), ms(r.P50), ms(r.P99),
-				100*r.RelayCPU, float64(r.RelayRSSKB)/1024, 100*r.LoadCPU, r.VerifyOK, r.VerifyOK+r.VerifyBad, pass)
-			fmt.Fprintf(os.Stderr, "%s N=%d: relay page faults in the window: %d minor, %d major\n", name, n, r.MinFaults, r.MajFaults)
-			if r.LateTicks > 0 || r.SendErrs > 0 {
-				fmt.Printf("|   | note: load tool late ticks=%d send errors=%d |\n", r.LateTicks, r.SendErrs)
-			}
-			if r.TeardownErr != nil {
-				fmt.Printf("|   | note: %v |\n", r.TeardownErr)
-			}
-			// The sustained figure is the largest N below which no step
-			// failed: a pass above a failure is luck, not capacity.
-			if pass && !failed[name] {
-				best[name] = n
-			} else if !pass {
-				failed[name] = true
-				if !*keepGoing {
-					break
+				if r.TeardownErr != nil {
+					fmt.Printf("|   | note: %v |\n", r.TeardownErr)
 				}
+				// The sustained figure is the largest N below which no
+				// step failed: a pass above a failure is luck, not
+				// capacity.
+				if pass && !failed[name] {
+					best[name] = n
+				} else if !pass {
+					failed[name] = true
+				}
+			}); err != nil {
+				return err
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
-		stop()
 	}
 	fmt.Println()
 	for k, v := range best {
@@ -311,6 +302,27 @@ func benchMain(args []string) error {
 		fmt.Printf("ratio veilig/rtpengine = %.2f (lower bound: limited by the largest step tried)\n",
 			float64(best["veilig"])/float64(best["rtpengine"]))
 	}
+	return nil
+}
+
+// benchStep starts a fresh relay, so no step inherits the last one's work
+// (Veilig's lingering transactions, its garbage), runs one step on it,
+// reports it and stops the relay.
+func benchStep(name string, n int, core string, rtpeThreads int, vo veiligOpts,
+	run func(target, int) (stepResult, error), report func(stepResult)) error {
+	t, pid, stop, err := startTarget(name, core, rtpeThreads, vo)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	r, err := run(t, pid)
+	if note := t.note(); note != "" {
+		fmt.Fprintf(os.Stderr, "%s N=%d: %s\n", name, n, note)
+	}
+	if err != nil {
+		return fmt.Errorf("%s N=%d: %w", name, n, err)
+	}
+	report(r)
 	return nil
 }
 

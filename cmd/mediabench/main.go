@@ -124,20 +124,29 @@ func (r *rtpeTarget) teardown() error {
 
 func (r *rtpeTarget) note() string { return "" }
 
-// procCPU returns utime+stime of pid (0: this process) in seconds.
-func procCPU(pid int) float64 {
+// procStat returns the fields of /proc/PID/stat (0: this process) after the
+// command name, so field N of proc(5) is f[N-3]; nil if unreadable.
+func procStat(pid int) []string {
 	p := "self"
 	if pid > 0 {
 		p = strconv.Itoa(pid)
 	}
 	b, err := os.ReadFile("/proc/" + p + "/stat")
 	if err != nil {
-		return 0
+		return nil
 	}
 	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	f := strings.Fields(s[i+1:])
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	if len(f) < 13 {
+		return nil
+	}
+	return f
+}
+
+// procCPU returns utime+stime of pid (0: this process) in seconds.
+func procCPU(pid int) float64 {
+	f := procStat(pid)
+	if f == nil {
 		return 0
 	}
 	u, _ := strconv.ParseFloat(f[11], 64)
@@ -147,13 +156,8 @@ func procCPU(pid int) float64 {
 
 // procFaults returns the minor and major page faults of pid so far.
 func procFaults(pid int) (minor, major int64) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 10 {
+	f := procStat(pid)
+	if f == nil {
 		return 0, 0
 	}
 	minor, _ = strconv.ParseInt(f[7], 10, 64)

@@ -112,15 +112,7 @@ func TestSDPOfferAnswerAndMedia(t *testing.T) {
 	}
 
 	// Media with the keys from the SDP.
-	var err2 error
-	if a.rx, err2 = back[0].context(); err2 != nil {
-		t.Fatal(err2)
-	}
-	if b.rx, err2 = pick.context(); err2 != nil {
-		t.Fatal(err2)
-	}
-	a.relay = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(s.A().Port()))
-	b.relay = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(s.B().Port()))
+	connectDevices(t, s, a, b, back[0], pick)
 	a.send(10)
 	checkPayloads(t, b.recv(200*time.Millisecond), a, 10)
 	b.send(10)
@@ -245,14 +237,7 @@ func TestSDPPayloadTypeMapping(t *testing.T) {
 		t.Fatalf("B's numbering leaked to A:\n%s", toA)
 	}
 	back := cryptoLines(t, toA)
-	if a.rx, err = back[0].context(); err != nil {
-		t.Fatal(err)
-	}
-	if b.rx, err = pick.context(); err != nil {
-		t.Fatal(err)
-	}
-	a.relay = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(s.A().Port()))
-	b.relay = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(s.B().Port()))
+	connectDevices(t, s, a, b, back[0], pick)
 
 	type step struct {
 		pt     uint8
@@ -373,4 +358,19 @@ func TestSDPExtraStreamsDeclined(t *testing.T) {
 			t.Fatalf("m-line %d = %q, want %q", i, got[i], want[i])
 		}
 	}
+}
+
+// connectDevices points the test devices at the session's relay ports, each
+// decrypting with the relay key its SDP exchange gave it.
+func connectDevices(t testing.TB, s *Session, a, b *device, aKey, bKey Crypto) {
+	t.Helper()
+	var err error
+	if a.rx, err = aKey.context(); err != nil {
+		t.Fatal(err)
+	}
+	if b.rx, err = bKey.context(); err != nil {
+		t.Fatal(err)
+	}
+	a.relay = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(s.A().Port()))
+	b.relay = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(s.B().Port()))
 }

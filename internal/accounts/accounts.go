@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"regexp"
 	"sync"
-	"time"
 
 	"github.com/veilig/veilig/internal/auth"
 	"github.com/veilig/veilig/internal/datakey"
@@ -40,20 +39,21 @@ type entry struct {
 	cids  []string
 }
 
-// Directory is the in-memory view of the extensions.
+// Directory is the in-memory view of the extensions. It loads them all at
+// start and then follows the store's change feed (Apply), re-reading only
+// the extensions that changed.
 type Directory struct {
-	st    store.Store
+	st    store.Extensions
 	key   *datakey.Key
 	realm string
 	log   *slog.Logger
 
-	mu      sync.RWMutex
-	m       map[string]entry
-	version int64
+	mu sync.RWMutex
+	m  map[string]entry
 }
 
 // Load reads every extension and opens its HA1 values.
-func Load(ctx context.Context, st store.Store, key *datakey.Key, realm string, log *slog.Logger) (*Directory, error) {
+func Load(ctx context.Context, st store.Extensions, key *datakey.Key, realm string, log *slog.Logger) (*Directory, error) {
 	d := &Directory{st: st, key: key, realm: realm, log: log}
 	if err := d.reload(ctx); err != nil {
 		return nil, err
@@ -62,57 +62,66 @@ func Load(ctx context.Context, st store.Store, key *datakey.Key, realm string, l
 }
 
 func (d *Directory) reload(ctx context.Context) error {
-	v, err := d.st.Version(ctx)
-	if err != nil {
-		return fmt.Errorf("accounts: version: %w", err)
-	}
 	exts, err := d.st.ListExtensions(ctx)
 	if err != nil {
 		return fmt.Errorf("accounts: list: %w", err)
 	}
 	m := make(map[string]entry, len(exts))
 	for _, e := range exts {
-		if e.Realm != d.realm {
-			d.log.Warn("extension was provisioned for another SIP domain and cannot authenticate; set its secret again with `veilig ext passwd`",
-				"extension", e.Number, "realm", e.Realm, "domain", d.realm)
-			continue
+		if en, ok := d.open(e); ok {
+			m[e.Number] = en
 		}
-		md5, err1 := d.key.Open(e.HA1MD5, ad(e.Number, auth.MD5))
-		sha, err2 := d.key.Open(e.HA1SHA256, ad(e.Number, auth.SHA256))
-		if err := errors.Join(err1, err2); err != nil {
-			d.log.Error("extension secret cannot be opened with this data key", "extension", e.Number, "err", err)
-			continue
-		}
-		m[e.Number] = entry{name: e.Name, md5: string(md5), sha: string(sha), allow: e.AllowFrom, class: e.Class, cids: e.CallerIDs}
 	}
 	d.mu.Lock()
-	d.m, d.version = m, v
+	d.m = m
 	d.mu.Unlock()
 	return nil
 }
 
-// Watch reloads whenever the store reports a change to the extensions
-// (another process, such as `veilig ext add`, committed one).
-func (d *Directory) Watch(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+// open turns a stored extension into its in-memory entry; ok is false for
+// one that cannot authenticate here.
+func (d *Directory) open(e store.Extension) (entry, bool) {
+	if e.Realm != d.realm {
+		d.log.Warn("extension was provisioned for another SIP domain and cannot authenticate; set its secret again with `veilig ext passwd`",
+			"extension", e.Number, "realm", e.Realm, "domain", d.realm)
+		return entry{}, false
+	}
+	md5, err1 := d.key.Open(e.HA1MD5, ad(e.Number, auth.MD5))
+	sha, err2 := d.key.Open(e.HA1SHA256, ad(e.Number, auth.SHA256))
+	if err := errors.Join(err1, err2); err != nil {
+		d.log.Error("extension secret cannot be opened with this data key", "extension", e.Number, "err", err)
+		return entry{}, false
+	}
+	return entry{name: e.Name, md5: string(md5), sha: string(sha), allow: e.AllowFrom, class: e.Class, cids: e.CallerIDs}, true
+}
+
+// Apply re-reads the extensions that changed (a feed.Handler); the key ""
+// reloads them all.
+func (d *Directory) Apply(ctx context.Context, numbers []string) {
+	for _, n := range numbers {
+		if n == "" {
+			if err := d.reload(ctx); err != nil {
+				d.log.Error("accounts reload failed", "err", err)
+			}
 			return
-		case <-t.C:
-			v, err := d.st.Version(ctx)
-			if err != nil {
-				continue
+		}
+		e, err := d.st.Extension(ctx, n)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			d.mu.Lock()
+			delete(d.m, n)
+			d.mu.Unlock()
+		case err != nil:
+			d.log.Error("accounts: re-read extension failed", "extension", n, "err", err)
+		default:
+			en, ok := d.open(e)
+			d.mu.Lock()
+			if ok {
+				d.m[n] = en
+			} else {
+				delete(d.m, n)
 			}
-			d.mu.RLock()
-			same := v == d.version
-			d.mu.RUnlock()
-			if !same {
-				if err := d.reload(ctx); err != nil {
-					d.log.Error("accounts reload failed", "err", err)
-				}
-			}
+			d.mu.Unlock()
 		}
 	}
 }
@@ -179,37 +188,7 @@ func Sealed(key *datakey.Key, number, realm, secret string) (md5, sha []byte) {
 	return md5, sha
 }
 
-// Create provisions an extension after checking its number and secret.
-func Create(ctx context.Context, st store.Store, key *datakey.Key, realm, number, name, secret string) error {
-	if err := ValidNumber(number); err != nil {
-		return err
-	}
-	if err := auth.CheckPassword(secret); err != nil {
-		return err
-	}
-	md5, sha := Sealed(key, number, realm, secret)
-	now := time.Now().UTC()
-	err := st.CreateExtension(ctx, store.Extension{Number: number, Name: name, Realm: realm, HA1MD5: md5, HA1SHA256: sha, CreatedAt: now, UpdatedAt: now})
-	if errors.Is(err, store.ErrExists) {
-		return fmt.Errorf("extension %s already exists (use `veilig ext passwd %s` to change its secret)", number, number)
-	}
-	return err
-}
-
-// SetSecret replaces an extension's secret.
-func SetSecret(ctx context.Context, st store.Store, key *datakey.Key, realm, number, secret string) error {
-	if err := auth.CheckPassword(secret); err != nil {
-		return err
-	}
-	e, err := st.Extension(ctx, number)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("extension %s does not exist", number)
-	}
-	if err != nil {
-		return err
-	}
-	e.Realm = realm
-	e.HA1MD5, e.HA1SHA256 = Sealed(key, number, realm, secret)
-	e.UpdatedAt = time.Now().UTC()
-	return st.UpdateExtension(ctx, e)
+// OpenHA1 opens one of number's sealed HA1 values.
+func OpenHA1(key *datakey.Key, number string, alg auth.Algorithm, sealed []byte) ([]byte, error) {
+	return key.Open(sealed, ad(number, alg))
 }

@@ -23,13 +23,16 @@ import (
 	"github.com/veilig/veilig/internal/auth"
 	"github.com/veilig/veilig/internal/call"
 	"github.com/veilig/veilig/internal/config"
+	"github.com/veilig/veilig/internal/control"
 	"github.com/veilig/veilig/internal/datakey"
 	"github.com/veilig/veilig/internal/events"
 	"github.com/veilig/veilig/internal/media"
 	"github.com/veilig/veilig/internal/registrar"
 	"github.com/veilig/veilig/internal/sipedge"
+	"github.com/veilig/veilig/internal/service"
 	"github.com/veilig/veilig/internal/sipedge/sanity"
 	"github.com/veilig/veilig/internal/store"
+	"github.com/veilig/veilig/internal/store/feed"
 	"github.com/veilig/veilig/internal/store/sqlite"
 	"github.com/veilig/veilig/internal/tlsconf"
 	"github.com/veilig/veilig/internal/tollfraud"
@@ -39,13 +42,21 @@ import (
 // Version is set at build time (-ldflags "-X ...app.Version=...").
 var Version = "0.1.0-dev"
 
-// Open prepares the data directory and opens the store and data key; the
-// CLI's management commands use it too.
-func Open(ctx context.Context, cfg *config.Config) (*sqlite.DB, *datakey.Key, error) {
-	if err := ensureDataDir(cfg.DataDir); err != nil {
-		return nil, nil, err
+// OpenData opens the store and data key of cfg's data directory; it is
+// the one place that chooses the store backend. With create it makes the
+// directory, database and key on first use (serve); without, they must
+// exist (management commands never create a second, empty installation).
+func OpenData(ctx context.Context, cfg *config.Config, create bool) (store.Store, *datakey.Key, error) {
+	var key *datakey.Key
+	var err error
+	if create {
+		if err := ensureDataDir(cfg.DataDir); err != nil {
+			return nil, nil, err
+		}
+		key, err = datakey.LoadOrCreate(cfg.DataKeyPath())
+	} else {
+		key, err = datakey.Load(cfg.DataKeyPath())
 	}
-	key, err := datakey.LoadOrCreate(cfg.DataKeyPath())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -92,7 +103,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		log.Warn("insecure setting", "warning", w)
 		fmt.Fprintf(out, "WARNING: %s\n", w)
 	}
-	db, key, err := Open(ctx, cfg)
+	db, key, err := OpenData(ctx, cfg, true)
 	if err != nil {
 		return err
 	}
@@ -106,7 +117,18 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		return err
 	}
 
-	bus := events.NewBus(db, cfg.EventsLogPath(), 0, log.With("component", "events"))
+	bus := events.NewBus(log.With("component", "events"))
+	bus.AddSink(events.StoreSink{St: db}, events.SinkOptions{})
+	eventLog, err := events.OpenFileSink(cfg.EventsLogPath())
+	if err != nil {
+		return err
+	}
+	defer eventLog.Close()
+	bus.AddSink(eventLog, events.SinkOptions{})
+	changes, err := feed.New(ctx, db, time.Second, log.With("component", "feed"))
+	if err != nil {
+		return fmt.Errorf("change feed: %w", err)
+	}
 	dir, err := accounts.Load(ctx, db, key, cfg.SIP.Domain, log.With("component", "accounts"))
 	if err != nil {
 		return err
@@ -139,7 +161,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	// Bans and locks in force, and the devices that registered before a
 	// restart, are known before the first packet: a reconnect storm after
 	// an outage is the agents coming back, not an attack.
-	grd.sync(ctx, time.Now())
+	grd.restore(ctx, time.Now())
 	reg.Each(func(b store.Binding) { grd.known(b.Source.Addr(), b.Number) })
 
 	var calls *call.Manager
@@ -200,7 +222,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	trunks.SetEdge(edge)
 
 	printBanner(out, cfg, tm, edge, restored)
-	bus.Emit(events.New(events.ServerStarted, events.Info, netipZero, "", "veilig started", "version", Version))
+	bus.Emit(events.New(events.ServerStarted, netipZero, "", "veilig started", "version", Version))
 
 	var wg sync.WaitGroup
 	run := func(name string, f func(context.Context) error) {
@@ -249,10 +271,19 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		}
 	})
 	run("sip", edge.Serve)
-	run("control", func(ctx context.Context) error {
-		return serveControl(ctx, cfg.ControlSocketPath(), grd, func(ext string) { bus.Emit(fraud.Lift(ext, time.Now())) }, log)
+	changes.Subscribe(store.TopicExtension, dir.Apply)
+	changes.Subscribe(store.TopicBan, grd.ApplyBans)
+	changes.Subscribe(store.TopicLock, grd.ApplyLocks)
+	changes.Subscribe(store.TopicTrunk, trunks.Apply)
+	changes.Subscribe(store.TopicSuspension, applySuspensions(fraud, db, bus, log.With("component", "fraud")))
+	run("feed", changes.Run)
+	svc := service.New(service.Deps{
+		Store: db, Key: key, Config: cfg, Events: bus, Changed: changes.Sync,
+		Explainer: grd.eng, Locator: reg, Conns: edge, Calls: calls, Log: log.With("component", "service"),
 	})
-	run("accounts", func(ctx context.Context) error { dir.Watch(ctx, 250*time.Millisecond); return nil })
+	run("control", func(ctx context.Context) error {
+		return control.Serve(ctx, cfg.ControlSocketPath(), svc, log.With("component", "control"))
+	})
 	if cfg.Metrics.Listen != "" {
 		reg := newRegistry(edge, calls, reg, bus, grd)
 		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
@@ -283,16 +314,26 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 					continue
 				}
 				log.Info("tls certificate reloaded", "fingerprint", tm.Fingerprint())
-				bus.Emit(events.New(events.TLSReloaded, events.Info, netipZero, "", "tls certificate reloaded", "fingerprint", tm.Fingerprint()))
+				bus.Emit(events.New(events.TLSReloaded, netipZero, "", "tls certificate reloaded", "fingerprint", tm.Fingerprint()))
 			}
 		}
 	})
 	fmt.Fprintln(out, "Veilig is ready")
 	<-ctx.Done()
+	log.Info("shutting down", "reason", context.Cause(ctx))
 	wg.Wait()
+	bus.Emit(events.New(events.ServerStopped, netipZero, "", "veilig stopped", "version", Version, "reason", stopReason(ctx)))
 	bgCancel()
 	bg.Wait()
+	log.Info("stopped")
 	return nil
+}
+
+func stopReason(ctx context.Context) string {
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err.Error()
+	}
+	return "signal"
 }
 
 func listenHosts(cfg *config.Config) []string {

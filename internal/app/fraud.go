@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -33,6 +34,41 @@ func (f fraudEvents) Emit(e events.Event) {
 	}
 }
 
+// applySuspensions makes the guard's suspensions of the changed extensions
+// match the store (a feed handler): a suspension lifted by an admin ends
+// here and says so.
+func applySuspensions(g *tollfraud.Guard, st store.Suspensions, ev events.Emitter, log *slog.Logger) func(context.Context, []string) {
+	return func(ctx context.Context, keys []string) {
+		now := time.Now()
+		if len(keys) == 1 && keys[0] == "" {
+			keys = keys[:0]
+			sus, err := st.ListSuspensions(ctx)
+			if err != nil {
+				log.Error("reload suspensions", "err", err)
+				return
+			}
+			for _, s := range sus {
+				keys = append(keys, s.Extension)
+			}
+		}
+		for _, ext := range keys {
+			s, err := st.Suspension(ctx, ext)
+			switch {
+			case err == nil:
+				if _, ok := g.Suspended(ext); !ok {
+					g.Suspend(ext, s.Reason, now)
+				}
+			case errors.Is(err, store.ErrNotFound):
+				if _, ok := g.Suspended(ext); ok {
+					ev.Emit(g.Lift(ext, now))
+				}
+			default:
+				log.Error("re-read suspension", "extension", ext, "err", err)
+			}
+		}
+	}
+}
+
 // restoreFraud replays suspensions and learns the outbound baseline and
 // the tenant's known countries from the call records.
 func restoreFraud(ctx context.Context, g *tollfraud.Guard, st store.Store) error {
@@ -43,7 +79,7 @@ func restoreFraud(ctx context.Context, g *tollfraud.Guard, st store.Store) error
 	for _, s := range sus {
 		g.Suspend(s.Extension, s.Reason, time.Now())
 	}
-	recs, err := st.ListOutboundCallRecords(ctx, 200_000)
+	recs, err := st.ListCallRecords(ctx, store.RecordFilter{Outbound: true, Limit: 200_000})
 	if err != nil {
 		return err
 	}

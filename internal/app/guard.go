@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/veilig/veilig/internal/policy/scanner"
 	"github.com/veilig/veilig/internal/sipedge"
 	"github.com/veilig/veilig/internal/store"
+	"github.com/veilig/veilig/internal/throttle"
 )
 
 // guard adapts the pure policy engine to the SIP edge: it asks the engine,
@@ -37,14 +39,12 @@ type guard struct {
 	// rate limited, even for trunks added after start.
 	carrier func(netip.Addr) bool
 
-	mu   sync.Mutex
-	seen map[string]time.Time // decision-event dedupe: stage|rule|source
+	// refusals throttles decision events: one per stage, rule and source
+	// a minute.
+	refusals *throttle.Throttle[string]
 
-	// stored remembers the bans and locks known to be in the store (saved
-	// by Run or loaded from it), so one missing there was lifted by the
-	// CLI and must be lifted here too. Only Run's goroutine uses them.
-	storedBans  map[netip.Addr]bool
-	storedLocks map[string]bool
+	mu      sync.Mutex
+	pending map[string]int // "ban|addr", "lock|account" decided, not yet stored
 }
 
 func policyConfig(cfg *config.Config) (policy.Config, error) {
@@ -78,8 +78,8 @@ func newGuard(cfg *config.Config, st store.Store, ev events.Emitter, dir *accoun
 			Name: "veilig_guard_decisions_total",
 			Help: "Requests, connections and datagrams the guard did not simply allow, by stage, rule and verdict.",
 		}, []string{"stage", "rule", "verdict"}),
-		seen:       make(map[string]time.Time),
-		storedBans: make(map[netip.Addr]bool), storedLocks: make(map[string]bool),
+		refusals: throttle.New[string](time.Minute, 0, 100_000),
+		pending:  make(map[string]int),
 	}, nil
 }
 
@@ -89,19 +89,15 @@ func newGuard(cfg *config.Config, st store.Store, ev events.Emitter, dir *accoun
 func (g *guard) refused(d policy.Decision, src netip.Addr, account string, now time.Time) {
 	verdict := verdictName(d.Verdict)
 	g.decisions.WithLabelValues(d.Stage, d.Rule, verdict).Inc()
-	key := d.Stage + "|" + d.Rule + "|" + src.String()
-	g.mu.Lock()
-	last, ok := g.seen[key]
-	if ok && now.Sub(last) < time.Minute {
-		g.mu.Unlock()
+	if ok, _ := g.refusals.Admit(d.Stage, d.Stage+"|"+d.Rule+"|"+src.String(), now); !ok {
 		return
 	}
-	if len(g.seen) > 100_000 {
-		clear(g.seen)
+	k, ok := events.GuardKind(d.Stage)
+	if !ok {
+		g.log.Error("guard stage has no event kind", "stage", d.Stage)
+		return
 	}
-	g.seen[key] = now
-	g.mu.Unlock()
-	e := events.New("guard."+d.Stage, events.Warning, netip.AddrPortFrom(src, 0), account, d.Reason,
+	e := events.New(k, netip.AddrPortFrom(src, 0), account, d.Reason,
 		"stage", d.Stage, "rule", d.Rule, "verdict", verdict)
 	e.Source = src.String()
 	g.ev.Emit(e)
@@ -244,23 +240,21 @@ func (g *guard) apply(acts []policy.Action) {
 	if len(acts) == 0 {
 		return
 	}
+	g.pend(acts)
 	select {
 	case g.actions <- acts:
 	default:
+		g.settle(acts)
 		g.log.Error("guard action queue full; bans and alerts are applied in memory but not persisted", "actions", len(acts))
 	}
 }
 
-// Run persists actions, raises their events, collects the engine's
-// deferred alerts and picks up bans and unlocks made by other processes
-// (the CLI), until ctx ends.
+// Run persists actions, raises their events and collects the engine's
+// deferred alerts until ctx ends. Bans and unlocks made elsewhere arrive
+// through the change feed (ApplyBans, ApplyLocks).
 func (g *guard) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var version int64
-	if v, err := g.st.GuardVersion(ctx); err == nil {
-		version = v
-	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -274,23 +268,15 @@ func (g *guard) Run(ctx context.Context) error {
 			}
 		case acts := <-g.actions:
 			g.persist(ctx, acts)
-		case now := <-tick.C:
+		case <-tick.C:
 			g.persist(ctx, g.eng.Drain())
-			v, err := g.st.GuardVersion(ctx)
-			if err != nil || v == version {
-				continue
-			}
-			version = v
-			g.sync(ctx, now)
-			if v2, err := g.st.GuardVersion(ctx); err == nil {
-				version = v2
-			}
 		}
 	}
 }
 
 func (g *guard) persist(ctx context.Context, acts []policy.Action) {
 	now := time.Now()
+	defer g.settle(acts)
 	for _, a := range acts {
 		switch a := a.(type) {
 		case policy.BanSource:
@@ -300,27 +286,56 @@ func (g *guard) persist(ctx context.Context, acts []policy.Action) {
 			}
 			if err := g.st.SaveBan(ctx, store.Ban{Addr: b.Addr, Rule: b.Rule, Reason: b.Reason, Cause: b.Cause, Start: b.Start, End: b.End, Level: b.Level}); err != nil {
 				g.log.Error("persist ban", "addr", a.Addr, "err", err)
-			} else {
-				g.storedBans[b.Addr] = true
 			}
 		case policy.LockAccount:
 			if err := g.st.SaveLock(ctx, store.Lock{Account: a.Account, Until: a.Until, Level: a.Level, Reason: a.Reason}); err != nil {
 				g.log.Error("persist lock", "account", a.Account, "err", err)
-			} else {
-				g.storedLocks[a.Account] = true
 			}
 		case policy.Alert:
 			e := events.Event{Type: a.Type, Severity: events.Alert, Source: a.Source, Account: a.Account, Message: a.Message, Fields: a.Fields}
+			if k, ok := events.ByName(a.Type); ok {
+				e.Severity = k.Severity
+			}
 			g.ev.Emit(e)
 		}
 	}
 }
 
-// sync makes the engine's bans and locks match the store: entries made or
-// lifted by the CLI take effect here. A ban the engine made moments ago
-// may not be in the store yet: one is lifted only when it was known to be
-// stored (so someone removed it) or is older than a few seconds.
-func (g *guard) sync(ctx context.Context, now time.Time) {
+// pend notes the bans and locks of acts as decided but not yet stored, so
+// a change-feed delivery for the same key before they are written does not
+// take them for lifted; settle forgets them once written.
+func (g *guard) pend(acts []policy.Action) { g.pendingDelta(acts, 1) }
+
+func (g *guard) settle(acts []policy.Action) { g.pendingDelta(acts, -1) }
+
+func (g *guard) pendingDelta(acts []policy.Action, d int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, a := range acts {
+		var k string
+		switch a := a.(type) {
+		case policy.BanSource:
+			k = "ban|" + a.Addr.String()
+		case policy.LockAccount:
+			k = "lock|" + a.Account
+		default:
+			continue
+		}
+		if g.pending[k] += d; g.pending[k] <= 0 {
+			delete(g.pending, k)
+		}
+	}
+}
+
+func (g *guard) isPending(k string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pending[k] > 0
+}
+
+// restore loads every ban and lock in force (at start, and when the change
+// feed asks for a full reload).
+func (g *guard) restore(ctx context.Context, now time.Time) {
 	bans, err := g.st.ListBans(ctx, now)
 	if err != nil {
 		g.log.Error("load bans", "err", err)
@@ -330,16 +345,12 @@ func (g *guard) sync(ctx context.Context, now time.Time) {
 	restore := make([]ipban.Ban, 0, len(bans))
 	for _, b := range bans {
 		inStore[b.Addr] = true
-		restore = append(restore, ipban.Ban{Addr: b.Addr, Rule: b.Rule, Reason: b.Reason, Cause: b.Cause, Start: b.Start, End: b.End, Level: b.Level})
+		restore = append(restore, fromStoreBan(b))
 	}
 	for _, b := range g.eng.IPBan().Bans(now) {
-		if !inStore[b.Addr] && (g.storedBans[b.Addr] || now.Sub(b.Start) > 5*time.Second) {
+		if !inStore[b.Addr] && !g.isPending("ban|"+b.Addr.String()) {
 			g.eng.Unban(b.Addr, now)
-			delete(g.storedBans, b.Addr)
 		}
-	}
-	for a := range inStore {
-		g.storedBans[a] = true
 	}
 	g.eng.IPBan().Restore(restore)
 
@@ -355,13 +366,63 @@ func (g *guard) sync(ctx context.Context, now time.Time) {
 		rl = append(rl, lockout.Lock{Account: l.Account, Until: l.Until, Level: l.Level, Reason: l.Reason})
 	}
 	for _, l := range g.eng.Lockout().Locks(now) {
-		if !lockedInStore[l.Account] && (g.storedLocks[l.Account] || now.Sub(l.Since) > 5*time.Second) {
+		if !lockedInStore[l.Account] && !g.isPending("lock|"+l.Account) {
 			g.eng.Unlock(l.Account, now)
-			delete(g.storedLocks, l.Account)
 		}
 	}
-	for a := range lockedInStore {
-		g.storedLocks[a] = true
-	}
 	g.eng.Lockout().Restore(rl)
+}
+
+func fromStoreBan(b store.Ban) ipban.Ban {
+	return ipban.Ban{Addr: b.Addr, Rule: b.Rule, Reason: b.Reason, Cause: b.Cause, Start: b.Start, End: b.End, Level: b.Level}
+}
+
+// ApplyBans makes the engine's bans for the changed addresses match the
+// store (a feed handler): a ban stored elsewhere takes effect, one lifted
+// elsewhere is lifted here.
+func (g *guard) ApplyBans(ctx context.Context, keys []string) {
+	now := time.Now()
+	for _, k := range keys {
+		if k == "" {
+			g.restore(ctx, now)
+			return
+		}
+		addr, err := netip.ParseAddr(k)
+		if err != nil {
+			continue
+		}
+		b, err := g.st.Ban(ctx, addr, now)
+		switch {
+		case err == nil:
+			g.eng.IPBan().Restore([]ipban.Ban{fromStoreBan(b)})
+		case errors.Is(err, store.ErrNotFound):
+			if !g.isPending("ban|" + addr.String()) {
+				g.eng.Unban(addr, now)
+			}
+		default:
+			g.log.Error("re-read ban", "addr", k, "err", err)
+		}
+	}
+}
+
+// ApplyLocks does for account locks what ApplyBans does for bans.
+func (g *guard) ApplyLocks(ctx context.Context, keys []string) {
+	now := time.Now()
+	for _, k := range keys {
+		if k == "" {
+			g.restore(ctx, now)
+			return
+		}
+		l, err := g.st.Lock(ctx, k, now)
+		switch {
+		case err == nil:
+			g.eng.Lockout().Restore([]lockout.Lock{{Account: l.Account, Until: l.Until, Level: l.Level, Reason: l.Reason}})
+		case errors.Is(err, store.ErrNotFound):
+			if !g.isPending("lock|" + k) {
+				g.eng.Unlock(k, now)
+			}
+		default:
+			g.log.Error("re-read lock", "account", k, "err", err)
+		}
+	}
 }

@@ -511,7 +511,7 @@ func (c *Call) mediaRefused(l *leg, why string) {
 	if l == c.a {
 		acct, src = c.caller, c.source
 	}
-	c.m.o.Events.Emit(events.New(events.CallRefused, events.Warning, src, acct,
+	c.m.o.Events.Emit(events.New(events.CallRefused, src, acct,
 		"call refused: media would not be encrypted: "+why, "call_id", c.id, "from", c.caller, "to", c.callee,
 		"rule", ruleSRTP, "code", "488"))
 }

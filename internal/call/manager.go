@@ -157,7 +157,7 @@ const ruleSRTP = "srtp_required"
 func (m *Manager) refuse(r *sipedge.Request, code int, reason, why string, evType string) error {
 	target := r.Recipient.User
 	if evType != "" {
-		m.o.Events.Emit(events.New(events.CallRefused, events.Warning, r.Peer(), r.Account, "call refused: "+why,
+		m.o.Events.Emit(events.New(events.CallRefused, r.Peer(), r.Account, "call refused: "+why,
 			"to", target, "code", cseqString(uint32(code)), "rule", evType))
 	}
 	now := time.Now().UTC()

@@ -74,13 +74,13 @@ func (m *Manager) mediaEvent(ev media.Event) {
 	c := m.callByID(ev.CallID)
 	switch ev.Kind {
 	case media.EventTimeout:
-		m.o.Events.Emit(events.New(string(ev.Kind), events.Warning, ev.Source, "", "no media for the media timeout; call ended",
+		m.o.Events.Emit(events.New(events.MediaTimeout, ev.Source, "", "no media for the media timeout; call ended",
 			"call_id", ev.CallID))
 		if c != nil {
 			c.hangup("media timeout")
 		}
 	case media.EventInjection:
-		m.o.Events.Emit(events.New(string(ev.Kind), events.Alert, ev.Source, "",
+		m.o.Events.Emit(events.New(events.MediaInjection, ev.Source, "",
 			fmt.Sprintf("%d unauthenticated or replayed media packets dropped", ev.Count),
 			"call_id", ev.CallID, "leg", ev.Leg.String(), "count", fmt.Sprint(ev.Count)))
 	}

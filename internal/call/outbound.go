@@ -83,7 +83,7 @@ func (m *Manager) outbound(ctx context.Context, r *sipedge.Request, dialled stri
 		if code == 0 {
 			code = 403
 		}
-		m.o.Events.Emit(events.New(events.CallRefused, events.Warning, r.Peer(), r.Account, "call refused: "+d.Reason,
+		m.o.Events.Emit(events.New(events.CallRefused, r.Peer(), r.Account, "call refused: "+d.Reason,
 			"call_id", string(*r.CallID()), "to", dialled, "code", cseqString(uint32(code)), "rule", string(d.Rule), "e164", d.Destination.E164,
 			"country", d.Destination.Country, "class", string(d.Class)))
 		return m.refuseRecord(r, code, http.StatusText(code), d.Reason, "", &fraudCall{d: d})
@@ -194,7 +194,7 @@ func (m *Manager) EndFraudCall(id tollfraud.CallID, rule string) {
 // refuseRecord refuses like refuse, with the outbound fields on the record.
 func (m *Manager) refuseRecord(r *sipedge.Request, code int, reason, why, rule string, fc *fraudCall) error {
 	if rule != "" {
-		m.o.Events.Emit(events.New(events.CallRefused, events.Warning, r.Peer(), r.Account, "call refused: "+why,
+		m.o.Events.Emit(events.New(events.CallRefused, r.Peer(), r.Account, "call refused: "+why,
 			"call_id", string(*r.CallID()), "to", r.Recipient.User, "code", cseqString(uint32(code)), "rule", rule))
 	}
 	now := time.Now().UTC()

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/netip"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/veilig/veilig/internal/store"
+	"github.com/veilig/veilig/internal/service"
 )
 
 const banUsage = `usage:
@@ -18,8 +17,7 @@ const banUsage = `usage:
   veilig ban add ADDR [--for DURATION] [--reason TEXT]
   veilig ban remove ADDR`
 
-// runBan manages source bans in the store; a running server applies a
-// change within a second.
+// runBan manages source bans.
 func runBan(ctx context.Context, e env, args []string) error {
 	if len(args) == 0 {
 		return errors.New("missing subcommand\n" + banUsage)
@@ -43,24 +41,19 @@ func runBan(ctx context.Context, e env, args []string) error {
 	if len(pos) != n {
 		return fmt.Errorf("ban %s takes %d argument(s), got %d\n%s", sub, n, len(pos), banUsage)
 	}
-	var addr netip.Addr
-	if n == 1 {
-		if addr, err = netip.ParseAddr(pos[0]); err != nil {
-			return fmt.Errorf("%q is not an IP address (a ban names one source address)", pos[0])
-		}
-		addr = addr.Unmap()
+	if sub == "add" && *dur <= 0 {
+		return fmt.Errorf("--for must be positive, got %s", *dur)
 	}
-	_, db, _, err := c.open(ctx)
+	s, err := c.connect(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	now := time.Now().UTC()
+	defer s.close()
 	switch sub {
 	case "list":
-		bans, err := db.ListBans(ctx, now)
+		bans, err := service.OpListBans.Call(ctx, s.caller, struct{}{})
 		if err != nil {
-			return err
+			return explain(err)
 		}
 		if len(bans) == 0 {
 			fmt.Fprintln(e.stdout, "No bans in force.")
@@ -74,24 +67,16 @@ func runBan(ctx context.Context, e env, args []string) error {
 		}
 		return tw.Flush()
 	case "add":
-		if *dur <= 0 {
-			return fmt.Errorf("--for must be positive, got %s", *dur)
-		}
-		b := store.Ban{Addr: addr, Rule: "manual", Reason: *reason, Cause: []string{"veilig ban add"}, Start: now, End: now.Add(*dur)}
-		if err := db.SaveBan(ctx, b); err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "Banned %s until %s. Lift it with: veilig ban remove %s\n", addr, b.End.Local().Format(time.DateTime), addr)
-		return nil
-	default:
-		err := db.DeleteBan(ctx, addr)
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%s is not banned (see `veilig ban list`)", addr)
-		}
+		b, err := service.OpAddBan.Call(ctx, s.caller, service.AddBanRequest{Addr: pos[0], For: *dur, Reason: *reason})
 		if err != nil {
-			return err
+			return explain(err)
 		}
-		fmt.Fprintf(e.stdout, "Ban on %s lifted.\n", addr)
-		return nil
+		fmt.Fprintf(e.stdout, "Banned %s until %s. Lift it with: veilig ban remove %s\n", b.Addr, b.End.Local().Format(time.DateTime), b.Addr)
+	default:
+		if _, err := service.OpRemoveBan.Call(ctx, s.caller, service.AddrRequest{Addr: pos[0]}); err != nil {
+			return explain(err)
+		}
+		fmt.Fprintf(e.stdout, "Ban on %s lifted.\n", strings.TrimSpace(pos[0]))
 	}
+	return nil
 }

@@ -7,14 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
-	"github.com/veilig/veilig/internal/accounts"
-	"github.com/veilig/veilig/internal/app"
-	"github.com/veilig/veilig/internal/auth"
-	"github.com/veilig/veilig/internal/config"
-	"github.com/veilig/veilig/internal/store"
+	"github.com/veilig/veilig/internal/service"
 )
 
 const extUsage = `usage:
@@ -22,7 +20,7 @@ const extUsage = `usage:
   veilig ext list
   veilig ext remove NUMBER
   veilig ext passwd NUMBER [--secret-stdin]
-  veilig ext set NUMBER [--name NAME] [--allow-from CIDR[,CIDR]] [--class CLASS]   (--allow-from "" allows anywhere)
+  veilig ext set NUMBER [--name NAME] [--allow-from CIDR[,CIDR]] [--class CLASS] [--caller-ids N[,N]]   (--allow-from "" allows anywhere)
   veilig ext unlock NUMBER
   veilig ext lift NUMBER        (end a toll-fraud suspension of outbound calling)
   veilig ext import FILE        (lines of NUMBER:SECRET; for provisioning and load tests)`
@@ -53,173 +51,199 @@ func runExt(ctx context.Context, e env, args []string) error {
 	if len(pos) != n {
 		return fmt.Errorf("ext %s takes %d argument(s), got %d\n%s", sub, n, len(pos), extUsage)
 	}
-	cfg, db, key, err := c.open(ctx)
+	var secret string
+	if (sub == "add" || sub == "passwd") && *fromStdin {
+		if secret, err = readSecret(e.stdin); err != nil {
+			return err
+		}
+	}
+	var entries []service.ImportEntry
+	if sub == "import" {
+		if entries, err = readImport(pos[0]); err != nil {
+			return err
+		}
+	}
+	s, err := c.connect(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	realm := cfg.SIP.Domain
+	defer s.close()
 
 	switch sub {
-	case "add", "passwd":
-		number := pos[0]
-		if err := accounts.ValidNumber(number); err != nil {
-			return err
-		}
-		secret, generated, err := obtainSecret(e.stdin, *fromStdin)
+	case "add":
+		res, err := service.OpAddExtension.Call(ctx, s.caller, service.AddExtensionRequest{Number: pos[0], Name: *name, Secret: secret})
 		if err != nil {
-			return err
+			return explain(err)
 		}
-		if sub == "add" {
-			err = accounts.Create(ctx, db, key, realm, number, *name, secret)
-		} else {
-			err = accounts.SetSecret(ctx, db, key, realm, number, secret)
-		}
+		fmt.Fprintf(e.stdout, "Extension %s created in domain %s.\n", pos[0], res.Realm)
+		printSecret(e, pos[0], res.Secret)
+	case "passwd":
+		res, err := service.OpSetSecret.Call(ctx, s.caller, service.SetSecretRequest{Number: pos[0], Secret: secret})
 		if err != nil {
-			return err
+			return explain(err)
 		}
-		if sub == "add" {
-			fmt.Fprintf(e.stdout, "Extension %s created in domain %s.\n", number, realm)
-		} else {
-			fmt.Fprintf(e.stdout, "Secret of extension %s changed.\n", number)
-		}
-		if generated {
-			fmt.Fprintf(e.stdout, "SIP secret for %s (shown once): %s\n", number, secret)
-		}
-		return nil
+		fmt.Fprintf(e.stdout, "Secret of extension %s changed.\n", pos[0])
+		printSecret(e, pos[0], res.Secret)
 	case "list":
-		exts, err := db.ListExtensions(ctx)
+		xs, err := service.OpListExtensions.Call(ctx, s.caller, service.ListExtensionsRequest{})
 		if err != nil {
-			return err
+			return explain(err)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NUMBER\tNAME\tDOMAIN\tCREATED")
-		for _, x := range exts {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", x.Number, x.Name, x.Realm, x.CreatedAt.Format("2006-01-02 15:04"))
+		fmt.Fprintln(tw, "NUMBER\tNAME\tCLASS\tALLOW FROM\tDEVICES\tSTATE\tCREATED")
+		for _, x := range xs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", x.Number, dash(x.Name), dash(x.Class), dash(prefixList(x)),
+				x.Devices, extState(x), x.CreatedAt.Local().Format("2006-01-02 15:04"))
 		}
 		return tw.Flush()
 	case "remove":
-		err := db.DeleteExtension(ctx, pos[0])
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("extension %s does not exist (see `veilig ext list`)", pos[0])
-		}
-		if err != nil {
-			return err
+		if _, err := service.OpRemoveExtension.Call(ctx, s.caller, service.ExtensionRequest{Number: pos[0]}); err != nil {
+			return explain(err)
 		}
 		fmt.Fprintf(e.stdout, "Extension %s removed; its registrations are gone.\n", pos[0])
-		return nil
 	case "set":
-		x, err := db.Extension(ctx, pos[0])
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("extension %s does not exist (see `veilig ext list`)", pos[0])
+		req := service.SetExtensionRequest{Number: pos[0]}
+		if isSet(fs, "name") {
+			req.Name = name
 		}
-		if err != nil {
-			return err
+		if isSet(fs, "class") {
+			req.Class = class
 		}
-		changed := false
-		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "name":
-				x.Name, changed = *name, true
-			case "allow-from":
-				changed = true
-			case "class":
-				x.Class, changed = *class, true
-			case "caller-ids":
-				x.CallerIDs, changed = nil, true
-				for _, n := range strings.Split(*callerIDs, ",") {
-					if n = strings.TrimSpace(n); n != "" {
-						x.CallerIDs = append(x.CallerIDs, n)
-					}
-				}
-			}
-		})
 		if isSet(fs, "allow-from") {
-			var list []string
-			for _, p := range strings.Split(*allowFrom, ",") {
-				if p = strings.TrimSpace(p); p != "" {
-					list = append(list, p)
-				}
-			}
-			if x.AllowFrom, err = config.Prefixes(list); err != nil {
-				return fmt.Errorf("--allow-from: %w", err)
-			}
+			l := splitList(*allowFrom)
+			req.AllowFrom = &l
 		}
-		if !changed {
+		if isSet(fs, "caller-ids") {
+			l := splitList(*callerIDs)
+			req.CallerIDs = &l
+		}
+		if req.Name == nil && req.Class == nil && req.AllowFrom == nil && req.CallerIDs == nil {
 			return errors.New("nothing to set: give --name, --allow-from, --class or --caller-ids")
 		}
-		switch x.Class {
-		case "", "internal", "national", "eu", "international":
-		default:
-			return fmt.Errorf("--class %q: use internal, national, eu or international", x.Class)
-		}
-		if err := db.UpdateExtension(ctx, x); err != nil {
-			return err
+		x, err := service.OpSetExtension.Call(ctx, s.caller, req)
+		if err != nil {
+			return explain(err)
 		}
 		fmt.Fprintf(e.stdout, "Extension %s updated.\n", x.Number)
-		if len(x.AllowFrom) > 0 {
-			fmt.Fprintf(e.stdout, "It may register and call only from %s.\n", *allowFrom)
+		if req.AllowFrom != nil {
+			if len(x.AllowFrom) > 0 {
+				fmt.Fprintf(e.stdout, "It may register and call only from %s.\n", prefixList(x))
+			} else {
+				fmt.Fprintln(e.stdout, "It may register and call from anywhere the server serves.")
+			}
 		}
-		return nil
+		if req.CallerIDs != nil {
+			if len(x.CallerIDs) > 0 {
+				fmt.Fprintf(e.stdout, "It may present %s as its caller-ID outside.\n", strings.Join(x.CallerIDs, ", "))
+			} else {
+				fmt.Fprintln(e.stdout, "It presents only its own number outside.")
+			}
+		}
 	case "unlock":
-		err := db.DeleteLock(ctx, pos[0])
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("extension %s is not locked", pos[0])
-		}
-		if err != nil {
-			return err
+		if _, err := service.OpUnlock.Call(ctx, s.caller, service.ExtensionRequest{Number: pos[0]}); err != nil {
+			return explain(err)
 		}
 		fmt.Fprintf(e.stdout, "Extension %s unlocked.\n", pos[0])
-		return nil
 	case "lift":
-		err := db.DeleteSuspension(ctx, pos[0])
-		if errors.Is(err, store.ErrNotFound) {
-			err = nil // may be suspended in the running server only
+		if _, err := service.OpLift.Call(ctx, s.caller, service.ExtensionRequest{Number: pos[0]}); err != nil {
+			return explain(err)
 		}
-		if err != nil {
-			return err
+		if s.live {
+			fmt.Fprintf(e.stdout, "Outbound calling of %s lifted.\n", pos[0])
+		} else {
+			fmt.Fprintf(e.stdout, "Suspension of %s removed; the server applies it when it starts.\n", pos[0])
 		}
-		if _, cerr := app.AskControl(cfg.ControlSocketPath(), app.ControlRequest{Op: "lift", Account: pos[0]}); cerr != nil {
-			fmt.Fprintf(e.stdout, "Suspension of %s removed from the store; the server is not reachable and applies it at its next start.\n", pos[0])
-			return nil
-		}
-		fmt.Fprintf(e.stdout, "Outbound calling of %s lifted.\n", pos[0])
-		return nil
 	case "import":
-		return importExtensions(ctx, e, pos[0], func(number, secret string) error {
-			err := accounts.Create(ctx, db, key, realm, number, "", secret)
-			if err != nil && strings.Contains(err.Error(), "already exists") {
-				return accounts.SetSecret(ctx, db, key, realm, number, secret)
-			}
-			return err
-		})
+		res, err := service.OpImport.Call(ctx, s.caller, service.ImportRequest{Entries: entries})
+		if err != nil {
+			return explain(err)
+		}
+		fmt.Fprintf(e.stdout, "Imported %d extensions (%d new, %d updated).\n", res.Created+res.Updated, res.Created, res.Updated)
 	}
 	return nil
 }
 
-// obtainSecret reads a chosen secret (checked by policy later) or makes one.
-func obtainSecret(stdin io.Reader, fromStdin bool) (secret string, generated bool, err error) {
-	if !fromStdin {
-		s, err := auth.GenerateSecret()
-		return s, true, err
+func printSecret(e env, number, secret string) {
+	if secret != "" {
+		fmt.Fprintf(e.stdout, "SIP secret for %s (shown once): %s\n", number, secret)
 	}
+}
+
+func extState(x service.Extension) string {
+	var st []string
+	if !x.LockedUntil.IsZero() {
+		st = append(st, "locked until "+x.LockedUntil.Local().Format(time.DateTime))
+	}
+	if x.Suspended != "" {
+		st = append(st, "outbound suspended")
+	}
+	if len(st) == 0 {
+		return "ok"
+	}
+	return strings.Join(st, ", ")
+}
+
+func prefixList(x service.Extension) string {
+	s := make([]string, len(x.AllowFrom))
+	for i, p := range x.AllowFrom {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func splitList(s string) []string {
+	out := []string{}
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// readSecret reads a chosen secret (checked by the password policy in the
+// service) from the first line of stdin.
+func readSecret(stdin io.Reader) (string, error) {
 	line, err := bufio.NewReader(stdin).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
-		return "", false, fmt.Errorf("read secret from stdin: %w", err)
+		return "", fmt.Errorf("read secret from stdin: %w", err)
 	}
 	line = strings.TrimRight(line, "\r\n")
 	if line == "" {
-		return "", false, errors.New("no secret on standard input")
+		return "", errors.New("no secret on standard input")
 	}
-	return line, false, nil
+	return line, nil
 }
 
-func isSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == name {
-			set = true
+// readImport reads NUMBER:SECRET lines; every secret still passes the
+// password policy.
+func readImport(path string) ([]service.ImportEntry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []service.ImportEntry
+	sc := bufio.NewScanner(f)
+	line := 0
+	for sc.Scan() {
+		line++
+		t := strings.TrimSpace(sc.Text())
+		if t == "" || strings.HasPrefix(t, "#") {
+			continue
 		}
-	})
-	return set
+		number, secret, ok := strings.Cut(t, ":")
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: want NUMBER:SECRET", path, line)
+		}
+		out = append(out, service.ImportEntry{Number: number, Secret: secret})
+	}
+	return out, sc.Err()
 }

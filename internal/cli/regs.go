@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"text/tabwriter"
 	"time"
+
+	"github.com/veilig/veilig/internal/service"
 )
 
-// runRegs lists the registered devices as the server last persisted them
-// (bindings are written in batches within a fraction of a second).
+// runRegs lists the registered devices: the server's live view when it
+// runs (with each connection's state), the stored bindings otherwise.
 func runRegs(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("regs", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
@@ -20,37 +22,34 @@ func runRegs(ctx context.Context, e env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	_, db, _, err := c.open(ctx)
+	s, err := c.connect(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	now := time.Now()
-	bs, err := db.LoadBindings(ctx, now)
+	defer s.close()
+	regs, err := service.OpRegistrations.Call(ctx, s.caller, struct{}{})
 	if err != nil {
-		return err
+		return explain(err)
 	}
 	if *asJSON {
-		type reg struct {
-			Extension string    `json:"extension"`
-			Contact   string    `json:"contact"`
-			Source    string    `json:"source"`
-			Transport string    `json:"transport"`
-			UserAgent string    `json:"user_agent"`
-			Expires   time.Time `json:"expires"`
-		}
-		out := make([]reg, 0, len(bs))
-		for _, b := range bs {
-			out = append(out, reg{b.Number, b.Contact, b.Source.String(), b.Transport, b.UserAgent, b.Expires})
-		}
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return writeJSON(e, regs)
 	}
+	if !s.live {
+		fmt.Fprintln(e.stdout, "(server not running: stored registrations; connections are closed until devices register again)")
+	}
+	now := time.Now()
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "EXTENSION\tSOURCE\tTRANSPORT\tEXPIRES IN\tUSER AGENT\tCONTACT")
-	for _, b := range bs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.Number, b.Source, b.Transport, b.Expires.Sub(now).Round(time.Second), b.UserAgent, b.Contact)
+	fmt.Fprintln(tw, "EXTENSION\tSTATE\tSOURCE\tTRANSPORT\tEXPIRES IN\tUSER AGENT\tCONTACT")
+	for _, r := range regs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Extension, r.State, r.Source, r.Transport, r.Expires.Sub(now).Round(time.Second), r.UserAgent, r.Contact)
 	}
 	return tw.Flush()
+}
+
+// writeJSON prints v as indented JSON: every --json output is one JSON
+// document with snake_case keys.
+func writeJSON(e env, v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

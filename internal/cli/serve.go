@@ -26,7 +26,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 	if len(pos) > 0 {
 		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
-	cfg, err := c.load(map[string]string{
+	cfg, err := c.load(e, map[string]string{
 		"sip.domain": *domain, "sip.tls_listen": *tlsListen, "sip.tcp_listen": *tcpListen,
 		"sip.udp_listen": *udpListen, "tls.cert_file": *cert, "tls.key_file": *key,
 	})

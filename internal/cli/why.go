@@ -5,14 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/netip"
-	"slices"
 	"time"
 
-	"github.com/veilig/veilig/internal/app"
-	"github.com/veilig/veilig/internal/config"
-	"github.com/veilig/veilig/internal/policy"
-	"github.com/veilig/veilig/internal/store"
+	"github.com/veilig/veilig/internal/service"
 )
 
 // runWhy says everything that currently refuses a source (and account),
@@ -31,28 +26,24 @@ func runWhy(ctx context.Context, e env, args []string) error {
 	if len(pos) != 1 {
 		return errors.New("usage: veilig why ADDR [--ext NUMBER]")
 	}
-	addr, err := netip.ParseAddr(pos[0])
-	if err != nil {
-		return fmt.Errorf("%q is not an IP address", pos[0])
-	}
-	addr = addr.Unmap()
-	cfg, err := c.load(nil)
+	s, err := c.connect(ctx, e)
 	if err != nil {
 		return err
 	}
-	reasons, live, err := whyReasons(ctx, cfg, addr, *ext)
+	defer s.close()
+	res, err := service.OpWhy.Call(ctx, s.caller, service.WhyRequest{Addr: pos[0], Extension: *ext})
 	if err != nil {
-		return err
+		return explain(err)
 	}
-	subject := addr.String()
+	subject := pos[0]
 	if *ext != "" {
 		subject += " / extension " + *ext
 	}
-	if !live {
+	if !res.Live {
 		fmt.Fprintln(e.stdout, "(server not running or not reachable: showing what is stored; rate limits are not shown)")
 	}
 	refusing := 0
-	for _, r := range reasons {
+	for _, r := range res.Reasons {
 		if r.Refuses {
 			refusing++
 		}
@@ -62,7 +53,7 @@ func runWhy(ctx context.Context, e env, args []string) error {
 	} else {
 		fmt.Fprintf(e.stdout, "%s is refused by %d rule(s):\n", subject, refusing)
 	}
-	for _, r := range reasons {
+	for _, r := range res.Reasons {
 		mark := "  "
 		if r.Refuses {
 			mark = "✗ "
@@ -77,53 +68,4 @@ func runWhy(ctx context.Context, e env, args []string) error {
 		}
 	}
 	return nil
-}
-
-func whyReasons(ctx context.Context, cfg *config.Config, addr netip.Addr, ext string) ([]policy.Reason, bool, error) {
-	res, err := app.AskControl(cfg.ControlSocketPath(), app.ControlRequest{Op: "why", Addr: addr.String(), Account: ext})
-	if err == nil {
-		return res.Reasons, true, nil
-	}
-	// No server: read what is persisted.
-	db, _, err := app.Open(ctx, cfg)
-	if err != nil {
-		return nil, false, err
-	}
-	defer db.Close()
-	now := time.Now()
-	var out []policy.Reason
-	bans, err := db.ListBans(ctx, now)
-	if err != nil {
-		return nil, false, err
-	}
-	for _, b := range bans {
-		if b.Addr == addr {
-			out = append(out, policy.Reason{Stage: "ban", Rule: b.Rule, Refuses: true, Message: b.Reason, Until: b.End, Lift: "veilig ban remove " + addr.String()})
-		}
-	}
-	allow, _ := config.Prefixes(cfg.Guard.AllowSources)
-	if len(allow) > 0 && !slices.ContainsFunc(allow, func(p netip.Prefix) bool { return p.Contains(addr) }) {
-		out = append(out, policy.Reason{Stage: "allowlist", Rule: "allow_sources", Refuses: true, Message: "outside guard.allow_sources", Lift: "add it to guard.allow_sources in the config"})
-	}
-	if ext != "" {
-		locks, err := db.ListLocks(ctx, now)
-		if err != nil {
-			return nil, false, err
-		}
-		for _, l := range locks {
-			if l.Account == ext {
-				out = append(out, policy.Reason{Stage: "lockout", Rule: "account_locked", Refuses: true, Message: l.Reason, Until: l.Until, Lift: "veilig ext unlock " + ext})
-			}
-		}
-		x, err := db.Extension(ctx, ext)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			out = append(out, policy.Reason{Stage: "auth", Rule: "unknown_extension", Refuses: true, Message: "no such extension", Lift: "veilig ext add " + ext})
-		case err != nil:
-			return nil, false, err
-		case len(x.AllowFrom) > 0 && !slices.ContainsFunc(x.AllowFrom, func(p netip.Prefix) bool { return p.Contains(addr) }):
-			out = append(out, policy.Reason{Stage: "allowlist", Rule: "extension_allow_from", Refuses: true, Message: "outside the extension's allowed networks", Lift: "veilig ext set " + ext + " --allow-from CIDR[,CIDR]"})
-		}
-	}
-	return out, false, nil
 }

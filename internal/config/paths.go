@@ -2,6 +2,10 @@ package config
 
 import "path/filepath"
 
+// InstalledFile is the config file a packaged install keeps; management
+// commands given no other hint read it to find the server's data.
+const InstalledFile = "/etc/veilig/veilig.yaml"
+
 // The files below live in data_dir so that one directory holds all state
 // to back up, move, or protect with one set of permissions.
 

@@ -1,18 +1,34 @@
-// Package events carries Veilig's security events and call records from
-// the SIP path to where they are kept: the store and a JSON-lines log (and,
-// in later issues, alert rules and SIEM sinks).
+// Package events carries Veilig's security and operational events and its
+// call records from where they happen (the SIP edge, the B2BUA, the
+// defences, the management layer) to every place that keeps or acts on
+// them: the store, the JSON-lines log and, plugged in the same way, alert
+// rules and SIEM sinks.
 //
-// Ordering and backpressure: Emit never blocks the caller. Events enter one
-// bounded queue and are written in the order they were emitted; when the
-// queue is full the newest event is dropped and counted (Dropped), because
-// a SIP message must never wait on a disk. A slow sink is the bug, not the
-// caller.
+// Every event type is defined once, in the catalogue (catalogue.go), with
+// its severity, a description and the fields it carries; New takes a
+// catalogued *Kind, so an event of an undocumented type does not compile.
+// Events are encoded with a versioned schema (SchemaVersion): a SIEM
+// filters on fields, never on message text.
+//
+// Ordering and backpressure: Emit never blocks the caller. The bus hands
+// each event to every sink's own bounded queue; a sink that falls behind
+// loses events from its queue (counted, per sink), never delays the SIP
+// path or another sink. Each sink writes in group commits: whatever
+// queued while its last write ran goes out in the next one, so latency is
+// one write when idle and throughput is a batch under load.
 package events
 
 import (
+	"encoding/hex"
+	"math/rand/v2"
 	"net/netip"
 	"time"
 )
+
+// SchemaVersion is the version of the event and call-record encoding
+// (the "v" field of every JSON line). It changes only when a field changes
+// meaning or goes away; new fields and new types keep it.
+const SchemaVersion = 1
 
 // Severity ranks events for alerting.
 type Severity string
@@ -24,20 +40,11 @@ const (
 	Alert   Severity = "alert"
 )
 
-// Event types emitted so far. Later issues add to this list.
-const (
-	AuthSuccess   = "auth.success"
-	AuthFailure   = "auth.failure"
-	Register      = "register"
-	Unregister    = "unregister"
-	CallRefused   = "call.refused"
-	CallEnded     = "call.ended"
-	ServerStarted = "server.started"
-	TLSReloaded   = "tls.reloaded"
-)
-
 // Event is one security or operational event.
 type Event struct {
+	// ID is unique per event (time-ordered hex), for deduplication
+	// downstream: a SIEM that receives an event twice keeps one.
+	ID       string            `json:"id"`
 	Time     time.Time         `json:"time"`
 	Type     string            `json:"type"`
 	Severity Severity          `json:"severity"`
@@ -47,9 +54,10 @@ type Event struct {
 	Fields   map[string]string `json:"fields,omitempty"`
 }
 
-// New is a convenience constructor; source may be the zero AddrPort.
-func New(typ string, sev Severity, source netip.AddrPort, account, msg string, kv ...string) Event {
-	e := Event{Type: typ, Severity: sev, Account: account, Message: msg}
+// New makes an event of a catalogued kind; source may be the zero
+// AddrPort, kv are field name and value pairs.
+func New(k *Kind, source netip.AddrPort, account, msg string, kv ...string) Event {
+	e := Event{ID: NewID(time.Now()), Type: k.Name, Severity: k.Severity, Account: account, Message: msg}
 	if source.IsValid() {
 		e.Source = source.String()
 	}
@@ -60,6 +68,24 @@ func New(typ string, sev Severity, source netip.AddrPort, account, msg string, k
 		}
 	}
 	return e
+}
+
+// NewID makes a 128-bit identifier whose first 48 bits are the time in
+// milliseconds, so IDs sort roughly by time; the rest is random.
+func NewID(t time.Time) string {
+	var b [16]byte
+	ms := uint64(t.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	r1, r2 := rand.Uint64(), rand.Uint32()
+	for i := 6; i < 14; i++ {
+		b[i] = byte(r1)
+		r1 >>= 8
+	}
+	b[14], b[15] = byte(r2), byte(r2>>8)
+	return hex.EncodeToString(b[:])
 }
 
 // CallRecord is the record of one call, as written to the store and log.

@@ -190,7 +190,7 @@ func (e *Engine) ConnClosed(source netip.Addr) {
 // flood raises flood.detected for src (the zero Addr: the global cap),
 // deduplicated, into the outbox.
 func (e *Engine) flood(src netip.Addr, k ratelimit.Kind, now time.Time) {
-	ok, suppressed := e.alerts.admit(alertKey{typ: AlertFlood, src: src}, now)
+	ok, suppressed := e.alerts.Admit(AlertFlood, alertKey{typ: AlertFlood, src: src}, now)
 	if !ok {
 		return
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/veilig/veilig/internal/policy/lockout"
 	"github.com/veilig/veilig/internal/policy/ratelimit"
 	"github.com/veilig/veilig/internal/policy/scanner"
+	"github.com/veilig/veilig/internal/throttle"
 )
 
 // maxOutbox bounds the actions waiting for Drain; beyond it they are
@@ -49,7 +50,7 @@ type Engine struct {
 	locks  *lockout.Table
 	limits *ratelimit.Guard
 	scan   *scanner.Matcher
-	alerts *alerter
+	alerts *throttle.Throttle[alertKey]
 
 	mu            sync.Mutex
 	outbox        []Action
@@ -248,7 +249,7 @@ func (e *Engine) Stats() Stats {
 	}
 	return Stats{
 		RateLimit:        e.limits.Stats(),
-		AlertsSuppressed: e.alerts.suppressed.Load(),
+		AlertsSuppressed: e.alerts.Suppressed(),
 		OutboxDropped:    e.outboxDropped.Load(),
 	}
 }

@@ -316,10 +316,10 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 	for _, b := range removed {
 		b.Expires = time.Time{}
 		r.persist(b)
-		r.o.Events.Emit(events.New(events.Unregister, events.Info, req.Peer(), number, "device unregistered", "contact", b.Contact))
+		r.o.Events.Emit(events.New(events.Unregister, req.Peer(), number, "device unregistered", "contact", b.Contact))
 	}
 	for _, b := range added {
-		r.o.Events.Emit(events.New(events.Register, events.Info, req.Peer(), number, "device registered",
+		r.o.Events.Emit(events.New(events.Register, req.Peer(), number, "device registered",
 			"contact", b.Contact, "transport", b.Transport, "user_agent", b.UserAgent))
 	}
 
@@ -358,4 +358,16 @@ func userAgent(r *sip.Request) string {
 		return v
 	}
 	return ""
+}
+
+// Live returns every binding that has not expired at now (copies), for
+// the management view of registrations.
+func (r *Registrar) Live(now time.Time) []store.Binding {
+	var out []store.Binding
+	r.Each(func(b store.Binding) {
+		if b.Expires.After(now) {
+			out = append(out, b)
+		}
+	})
+	return out
 }

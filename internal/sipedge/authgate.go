@@ -8,13 +8,13 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/veilig/veilig/internal/auth"
 	"github.com/veilig/veilig/internal/events"
+	"github.com/veilig/veilig/internal/throttle"
 )
 
 // Accounts answers the auth stage's one question. Implementations must
@@ -70,7 +70,7 @@ func AuthGate(o AuthOptions) Middleware {
 		o.MD5Only[i] = strings.ToLower(s)
 	}
 	opaque := hex.EncodeToString(hmacSum(o.Key, "opaque")[:8])
-	g := &authGate{o: o, opaque: opaque}
+	g := &authGate{o: o, opaque: opaque, successes: throttle.New[string](time.Hour, 0, 1<<18)}
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, r *Request) error {
 			if inDialog(r.Request) {
@@ -95,7 +95,9 @@ func AuthGate(o AuthOptions) Middleware {
 type authGate struct {
 	o      AuthOptions
 	opaque string
-	seen   sync.Map // "user|ip" -> time.Time of last auth.success event
+	// successes throttles auth.success events: refreshes are not news,
+	// a new source is.
+	successes *throttle.Throttle[string]
 }
 
 // inDialog reports a request inside an existing dialog; the dialog layer
@@ -211,18 +213,13 @@ func (g *authGate) emit(peer netip.AddrPort, user string, ok bool, reason string
 		return
 	}
 	if !ok {
-		g.o.Events.Emit(events.New(events.AuthFailure, events.Warning, peer, user, "authentication failed: "+reason, "reason", reason))
+		g.o.Events.Emit(events.New(events.AuthFailure, peer, user, "authentication failed: "+reason, "reason", reason))
 		return
 	}
-	// One success event per account and source per hour: refreshes are
-	// not news, a new source is.
-	key := user + "|" + peer.Addr().String()
-	now := g.o.Now()
-	if last, ok := g.seen.Load(key); ok && now.Sub(last.(time.Time)) < time.Hour {
+	if ok, _ := g.successes.Admit("", user+"|"+peer.Addr().String(), g.o.Now()); !ok {
 		return
 	}
-	g.seen.Store(key, now)
-	g.o.Events.Emit(events.New(events.AuthSuccess, events.Info, peer, user, "authenticated"))
+	g.o.Events.Emit(events.New(events.AuthSuccess, peer, user, "authenticated"))
 }
 
 // challenge answers with fresh digest challenges. The response holds

@@ -327,3 +327,13 @@ func NewCallID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// Connected reports whether the stream connection a binding was made on
+// is still open (UDP "connections" always are).
+func (e *Edge) Connected(connID, transport string) bool {
+	if transport == "udp" {
+		return true
+	}
+	c, ok := e.conns.get(connID)
+	return ok && !c.closed.Load()
+}

@@ -1,14 +1,24 @@
 // Package store defines what Veilig keeps on disk and the contract every
 // backend (sqlite/, later postgres/) must honour. It imports no driver: the
-// app wires a concrete backend in, and storetest holds the one conformance
-// suite that all backends pass.
+// app chooses a backend in one place, and storetest holds the one
+// conformance suite that every backend passes.
 //
 // Contract, for every method: safe for concurrent use; honours ctx
 // cancellation; a missing row yields an error matching ErrNotFound; a
 // uniqueness violation yields ErrExists. Methods that take a slice apply it
 // atomically: all rows or none. Secrets never cross this interface in the
-// clear: HA1 values arrive sealed by the caller's data key. Times keep at
-// least microsecond precision (compare with Equal); a zero time stays zero.
+// clear: HA1 values and trunk secrets arrive sealed by the caller's data
+// key. Times keep at least microsecond precision (compare with Equal); a
+// zero time stays zero.
+//
+// The interface is split by role (Extensions, Bans, Audit, ...) so a
+// consumer can name the part it uses; Store is their union, what a backend
+// implements. Update runs several writes and an audit entry in one
+// transaction: a management change and its record of who made it commit
+// together or not at all. Every committed change to extensions, bans,
+// locks, suspensions and trunks, whoever makes it (this process, another
+// one, a hand-run SQL shell), appears in the change feed (Changes), which
+// is how running subsystems and other processes hear of it.
 package store
 
 import (
@@ -22,6 +32,9 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
+	// ErrConflict reports a write that lost a race (an audit entry whose
+	// sequence number another writer took first).
+	ErrConflict = errors.New("conflict")
 )
 
 // Extension is a SIP account. HA1 values are sealed (encrypted) by the
@@ -110,6 +123,21 @@ type CallRecord struct {
 	Fraud         string
 }
 
+// RecordFilter narrows ListCallRecords. Zero values mean "any".
+type RecordFilter struct {
+	// Party matches the calling or the called party.
+	Party       string
+	Disposition string
+	// Outbound keeps only calls to outside numbers (E164 set): the
+	// toll-fraud baseline needs those alone, and internal calls can
+	// outnumber them by far.
+	Outbound bool
+	Since    time.Time // StartedAt >= Since
+	Until    time.Time // StartedAt < Until
+	Offset   int
+	Limit    int // <= 0: all
+}
+
 // Trunk is a carrier peer. Secret is sealed by the caller.
 type Trunk struct {
 	Name              string            `json:"name"`
@@ -135,7 +163,8 @@ type Trunk struct {
 // Event is a stored security or operational event. Fields mirrors the JSON
 // line written to the event log.
 type Event struct {
-	ID       int64
+	ID       int64 // assigned by the store, increasing in insert order
+	UID      string
 	Time     time.Time
 	Type     string // e.g. "auth.failure", "register", "call.refused"
 	Severity string // "info", "warning", "alert"
@@ -147,66 +176,196 @@ type Event struct {
 
 // EventFilter narrows ListEvents. Zero values mean "any".
 type EventFilter struct {
-	Type    string
-	Account string
-	Since   time.Time
-	Limit   int
+	Type     string // exact, or a prefix ending in "." ("guard.")
+	Account  string
+	Source   string // an address: matches "addr" and "addr:port"
+	Severity string
+	Since    time.Time // inclusive
+	Until    time.Time // exclusive
+	BeforeID int64     // ID < BeforeID: the next page after the last ID seen
+	Limit    int
 }
 
-// Store is everything Veilig persists.
-type Store interface {
-	// Extensions.
+// AuditEntry is one management change: who made it, through which
+// channel, and the target before and after (secrets already replaced by
+// the caller). PrevHash and Hash chain the entries (see the auditlog
+// package); the store keeps them as given.
+type AuditEntry struct {
+	Seq      int64 // 1, 2, 3, ... with no gaps
+	Time     time.Time
+	Actor    string
+	Role     string
+	Channel  string // "cli", "api", "panel", "system"
+	Source   string // the actor's address, if any
+	Action   string // e.g. "extension.create"
+	Target   string
+	Before   string // JSON, "" when the target did not exist
+	After    string // JSON, "" when the target is gone
+	PrevHash string // hex
+	Hash     string // hex
+}
+
+// AuditFilter narrows ListAudit. Zero values mean "any".
+type AuditFilter struct {
+	Actor     string
+	Action    string // exact, or a prefix ending in "."
+	Target    string
+	Since     time.Time
+	BeforeSeq int64
+	Limit     int
+}
+
+// Change is one committed change to a row that running subsystems mirror
+// in memory. Seq increases with every change; Key names the row (an
+// extension number, an address, a trunk name).
+type Change struct {
+	Seq   int64
+	Topic string
+	Key   string
+	At    time.Time
+}
+
+// Change topics.
+const (
+	TopicExtension  = "extension"
+	TopicBan        = "ban"
+	TopicLock       = "lock"
+	TopicSuspension = "suspension"
+	TopicTrunk      = "trunk"
+)
+
+// Extensions are the SIP accounts.
+type Extensions interface {
 	CreateExtension(ctx context.Context, e Extension) error
 	UpdateExtension(ctx context.Context, e Extension) error // by Number; ErrNotFound if absent
 	Extension(ctx context.Context, number string) (Extension, error)
 	ListExtensions(ctx context.Context) ([]Extension, error)  // ordered by Number
 	DeleteExtension(ctx context.Context, number string) error // also removes its bindings
+}
 
-	// Bindings. SaveBindings upserts by (Number, Contact) and deletes rows
-	// whose Expires is zero or in the past, all in one transaction. It skips
-	// (without error) bindings whose extension no longer exists, so a
-	// REGISTER racing a delete cannot fail the rest of its batch.
+// Bindings are the registrar's location service. SaveBindings upserts by
+// (Number, Contact) and deletes rows whose Expires is zero or in the past,
+// all in one transaction. It skips (without error) bindings whose
+// extension no longer exists, so a REGISTER racing a delete cannot fail
+// the rest of its batch.
+type Bindings interface {
 	SaveBindings(ctx context.Context, bs []Binding) error
 	DeleteBinding(ctx context.Context, number, contact string) error
 	LoadBindings(ctx context.Context, now time.Time) ([]Binding, error) // unexpired only
+}
 
-	// Records and events.
-	// InsertCallRecords fails with ErrExists on a duplicate ID.
+// CallRecords are the CDRs. InsertCallRecords fails with ErrExists on a
+// duplicate ID; ListCallRecords returns newest StartedAt first.
+type CallRecords interface {
 	InsertCallRecords(ctx context.Context, rs []CallRecord) error
-	ListCallRecords(ctx context.Context, limit int) ([]CallRecord, error) // newest first; limit <= 0: all
-	// ListOutboundCallRecords lists only calls to outside numbers (E164
-	// set), newest first: the toll-fraud baseline needs those alone, and
-	// internal calls can outnumber them by far.
-	ListOutboundCallRecords(ctx context.Context, limit int) ([]CallRecord, error)
-	// InsertEvents assigns IDs (Event.ID is ignored), increasing in insert order.
-	InsertEvents(ctx context.Context, es []Event) error
-	ListEvents(ctx context.Context, f EventFilter) ([]Event, error) // newest first; Since inclusive
+	ListCallRecords(ctx context.Context, f RecordFilter) ([]CallRecord, error)
+}
 
-	// Bans and locks. Saves upsert by address or account; lists return
-	// only those still in force at now.
+// Events are the stored security and operational events. InsertEvents
+// assigns IDs (Event.ID is ignored), increasing in insert order, and skips
+// an event whose non-empty UID is already stored (a retried batch);
+// ListEvents returns newest first.
+type Events interface {
+	InsertEvents(ctx context.Context, es []Event) error
+	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
+}
+
+// Bans are source bans. SaveBan upserts by address; ListBans returns only
+// those in force at now, soonest to end first.
+type Bans interface {
 	SaveBan(ctx context.Context, b Ban) error
 	DeleteBan(ctx context.Context, addr netip.Addr) error // ErrNotFound if absent
+	Ban(ctx context.Context, addr netip.Addr, now time.Time) (Ban, error)
 	ListBans(ctx context.Context, now time.Time) ([]Ban, error)
+}
+
+// Locks are account lockouts. SaveLock upserts by account; ListLocks
+// returns only those in force at now.
+type Locks interface {
 	SaveLock(ctx context.Context, l Lock) error
 	DeleteLock(ctx context.Context, account string) error // ErrNotFound if absent
+	Lock(ctx context.Context, account string, now time.Time) (Lock, error)
 	ListLocks(ctx context.Context, now time.Time) ([]Lock, error)
-	// Suspensions of outbound calling; SaveSuspension upserts.
+}
+
+// Suspensions of outbound calling; SaveSuspension upserts.
+type Suspensions interface {
 	SaveSuspension(ctx context.Context, s Suspension) error
 	DeleteSuspension(ctx context.Context, extension string) error // ErrNotFound if absent
+	Suspension(ctx context.Context, extension string) (Suspension, error)
 	ListSuspensions(ctx context.Context) ([]Suspension, error)
+}
 
-	// Trunks, whole rows; SaveTrunk upserts by name.
+// Trunks are carrier peers, whole rows; SaveTrunk upserts by name.
+type Trunks interface {
 	SaveTrunk(ctx context.Context, t Trunk) error
 	DeleteTrunk(ctx context.Context, name string) error // ErrNotFound if absent
+	Trunk(ctx context.Context, name string) (Trunk, error)
 	ListTrunks(ctx context.Context) ([]Trunk, error)
+}
 
-	// GuardVersion changes whenever any process commits a change to bans
-	// or locks.
-	GuardVersion(ctx context.Context) (int64, error)
+// AuditReader reads the audit log. ListAudit returns newest first;
+// ScanAudit returns entries with Seq > after in Seq order, for
+// verification.
+type AuditReader interface {
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+	ScanAudit(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
+	AuditHead(ctx context.Context) (AuditEntry, error) // ErrNotFound when empty
+}
 
-	// Version changes whenever any connection (another process too, such as
-	// the CLI) commits a change to extensions; caches compare it cheaply.
-	Version(ctx context.Context) (int64, error)
+// AuditWriter appends to the audit log; only a transaction has it, so an
+// entry is always written together with the change it records. An entry
+// whose Seq is not the head's plus one fails with ErrConflict.
+type AuditWriter interface {
+	AppendAudit(ctx context.Context, e AuditEntry) error
+}
+
+// ChangeFeed reads committed changes with Seq > after, oldest first.
+type ChangeFeed interface {
+	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
+	LastChange(ctx context.Context) (int64, error)
+}
+
+// Purger deletes old rows in bounded batches for the retention job; each
+// call deletes at most limit rows and reports how many it deleted.
+type Purger interface {
+	PurgeEvents(ctx context.Context, before time.Time, limit int) (int, error)
+	PurgeCallRecords(ctx context.Context, before time.Time, limit int) (int, error)
+	// PurgeExpired deletes bans and locks that ended before now.
+	PurgeExpired(ctx context.Context, now time.Time, limit int) (int, error)
+	PurgeChanges(ctx context.Context, before time.Time, limit int) (int, error)
+}
+
+// Tx is what a transaction may do: every read and write of the roles that
+// management changes touch, and append to the audit log.
+type Tx interface {
+	Extensions
+	Bans
+	Locks
+	Suspensions
+	Trunks
+	AuditReader
+	AuditWriter
+}
+
+// Store is everything Veilig persists.
+type Store interface {
+	Extensions
+	Bindings
+	CallRecords
+	Events
+	Bans
+	Locks
+	Suspensions
+	Trunks
+	AuditReader
+	ChangeFeed
+	Purger
+
+	// Update runs fn in one transaction: everything fn wrote commits
+	// when it returns nil and nothing does when it returns an error
+	// (which Update returns).
+	Update(ctx context.Context, fn func(tx Tx) error) error
 
 	Close() error
 }

@@ -186,7 +186,7 @@ func (g *Guard) volume(ext, what string, v, base float64, now time.Time) events.
 	if ext == "" {
 		who = "the tenant"
 	}
-	return event(now, EventVolume, events.Alert, ext,
+	return event(now, events.FraudVolume, ext,
 		fmt.Sprintf("outbound %s of %s this hour: %.0f, baseline %.1f", what, who, v, base),
 		"metric", what, "value", ftoa(v), "baseline", ftoa(base))
 }

@@ -179,11 +179,11 @@ func (g *Guard) tripSpend(p *party, isExt bool, ext, trunk string, now time.Time
 	}
 	p.tripDay = lt.day
 	if !isExt {
-		return []events.Event{event(now, EventBudgetReached, events.Alert, "",
+		return []events.Event{event(now, events.FraudBudgetReached, "",
 			"daily budget of trunk "+trunk+" reached", "trunk", trunk, "spent", ftoa(p.spentNow(now, lt)))}
 	}
 	return []events.Event{
-		event(now, EventBudgetReached, events.Alert, ext, "daily budget of extension "+ext+" reached",
+		event(now, events.FraudBudgetReached, ext, "daily budget of extension "+ext+" reached",
 			"spent", ftoa(p.spentNow(now, lt))),
 		g.trip(p, ext, "daily budget reached", now),
 	}
@@ -193,10 +193,10 @@ func (g *Guard) tripSpend(p *party, isExt bool, ext, trunk string, now time.Time
 func (g *Guard) trip(p *party, ext, why string, now time.Time) events.Event {
 	if g.cfg.trip == Suspend && p.suspended == "" {
 		p.suspended = why
-		return event(now, EventTripped, events.Alert, ext,
+		return event(now, events.FraudTripped, ext,
 			"outbound calling of "+ext+" suspended until an admin lifts it: "+why, "action", string(Suspend), "reason", why)
 	}
-	return event(now, EventTripped, events.Alert, ext,
+	return event(now, events.FraudTripped, ext,
 		"fraud guard tripped for "+ext+" (alert only): "+why, "action", string(Alert), "reason", why)
 }
 
@@ -209,7 +209,7 @@ func (g *Guard) Suspend(ext, reason string, now time.Time) events.Event {
 		reason = "suspended by admin"
 	}
 	g.party(g.exts, ext).suspended = reason
-	return event(now, EventSuspended, events.Alert, ext, "outbound calling of "+ext+" suspended: "+reason, "reason", reason)
+	return event(now, events.FraudSuspended, ext, "outbound calling of "+ext+" suspended: "+reason, "reason", reason)
 }
 
 // Lift ends a suspension of ext.
@@ -219,7 +219,7 @@ func (g *Guard) Lift(ext string, now time.Time) events.Event {
 	if p := g.exts[ext]; p != nil {
 		p.suspended = ""
 	}
-	return event(now, EventLifted, events.Warning, ext, "outbound calling of "+ext+" restored")
+	return event(now, events.FraudLifted, ext, "outbound calling of "+ext+" restored")
 }
 
 // Suspended reports whether ext is suspended, and why.

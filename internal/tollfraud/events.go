@@ -7,24 +7,26 @@ import (
 	"github.com/veilig/veilig/internal/events"
 )
 
-// Event types this package raises. Every refusal is a Refused event whose
+// Names of the event types this package raises (the kinds themselves are
+// defined in the events catalogue). Every refusal is a Refused event whose
 // "rule" field names the rule that fired.
-const (
-	EventRefused       = "fraud.refused"
-	EventEmergency     = "fraud.emergency"
-	EventNewCountry    = "fraud.new_country"
-	EventOutOfHours    = "fraud.business_hours" // alert mode: allowed, but out of hours
-	EventCallEnded     = "fraud.call_ended"     // the guard asked for a running call to end
-	EventVolume        = "fraud.volume_anomaly"
-	EventTripped       = "fraud.tripped"
-	EventSuspended     = "fraud.suspended" // by an admin
-	EventLifted        = "fraud.lifted"
-	EventBudgetReached = "fraud.budget_reached"
+var (
+	EventRefused       = events.FraudRefused.Name
+	EventEmergency     = events.FraudEmergency.Name
+	EventNewCountry    = events.FraudNewCountry.Name
+	EventOutOfHours    = events.FraudOutOfHours.Name // alert mode: allowed, but out of hours
+	EventCallEnded     = events.FraudCallEnded.Name  // the guard asked for a running call to end
+	EventVolume        = events.FraudVolume.Name
+	EventTripped       = events.FraudTripped.Name
+	EventSuspended     = events.FraudSuspended.Name // by an admin
+	EventLifted        = events.FraudLifted.Name
+	EventBudgetReached = events.FraudBudgetReached.Name
 )
 
-func event(now time.Time, typ string, sev events.Severity, ext, msg string, kv ...string) events.Event {
-	e := events.New(typ, sev, zeroAddr, ext, msg, kv...)
+func event(now time.Time, k *events.Kind, ext, msg string, kv ...string) events.Event {
+	e := events.New(k, zeroAddr, ext, msg, kv...)
 	e.Time = now
+	e.ID = events.NewID(now)
 	return e
 }
 

@@ -171,7 +171,7 @@ func (g *Guard) Decide(req Request, now time.Time) Decision {
 
 	if dest.Special == Emergency {
 		d.Allow, d.Rule, d.Reason = true, RuleEmergency, "Emergency call"
-		d.Events = append(d.Events, event(now, EventEmergency, events.Alert, req.Extension,
+		d.Events = append(d.Events, event(now, events.FraudEmergency, req.Extension,
 			"emergency call from "+req.Extension+" to "+dest.E164, destFields(dest, req.Trunk)...))
 		d.Call = g.admit(req, class, dest, 0, 0, now, true, ext, trk)
 		return d
@@ -193,7 +193,7 @@ func (g *Guard) Decide(req Request, now time.Time) Decision {
 		if k.hoursAct == Refuse {
 			return g.refuse(d, now, req, 403, RuleBusinessHours, "International calls not allowed outside business hours")
 		}
-		d.Events = append(d.Events, event(now, EventOutOfHours, events.Warning, req.Extension,
+		d.Events = append(d.Events, event(now, events.FraudOutOfHours, req.Extension,
 			"international call outside business hours from "+req.Extension, destFields(dest, req.Trunk)...))
 	}
 
@@ -235,7 +235,7 @@ func (g *Guard) Decide(req Request, now time.Time) Decision {
 	d.Call = g.admit(req, class, dest, rate, maxDur, now, false, ext, trk)
 	if key := countryKey(dest); !g.known[key] {
 		g.known[key] = true
-		d.Events = append(d.Events, event(now, EventNewCountry, events.Warning, req.Extension,
+		d.Events = append(d.Events, event(now, events.FraudNewCountry, req.Extension,
 			"first call from this tenant to "+key, destFields(dest, req.Trunk)...))
 	}
 	d.Events = append(d.Events, g.checkCalls(req.Extension, ext, now, lt)...)
@@ -246,7 +246,7 @@ func (g *Guard) refuse(d Decision, now time.Time, req Request, code int, rule Ru
 	d.Allow, d.Code, d.Rule, d.Reason = false, code, rule, reason
 	f := []string{"rule", string(rule), "dialled", req.Dialled, "class", string(d.Class)}
 	f = append(f, destFields(d.Destination, req.Trunk)...)
-	d.Events = append(d.Events, event(now, EventRefused, events.Warning, req.Extension,
+	d.Events = append(d.Events, event(now, events.FraudRefused, req.Extension,
 		fmt.Sprintf("outbound call from %s refused: %s", req.Extension, reason), f...))
 	return d
 }

@@ -205,12 +205,15 @@ type Manager struct {
 	conns  map[string]sipedge.Conn
 	regs   map[string]context.CancelFunc
 	sig    map[string]string // name -> config signature, to restart registration on change
+
+	changed chan struct{}
 }
 
 // NewManager makes a manager; Run loads the trunks and keeps them current.
 func NewManager(edge *sipedge.Edge, st store.Store, key *datakey.Key, ev events.Emitter, log *slog.Logger) *Manager {
 	return &Manager{edge: edge, st: st, key: key, ev: ev, log: log,
-		trunks: map[string]*Trunk{}, conns: map[string]sipedge.Conn{}, regs: map[string]context.CancelFunc{}, sig: map[string]string{}}
+		trunks: map[string]*Trunk{}, conns: map[string]sipedge.Conn{}, regs: map[string]context.CancelFunc{}, sig: map[string]string{},
+		changed: make(chan struct{}, 1)}
 }
 
 // SetEdge gives the manager the edge it dials through (the edge is built
@@ -369,7 +372,7 @@ func (m *Manager) Conn(ctx context.Context, t *Trunk) (sipedge.Conn, error) {
 	}
 	c, err = m.edge.Dial(base, t.Transport, addr, t.tls)
 	if err != nil {
-		m.ev.Emit(events.New("trunk.connect_failed", events.Alert, addr, "", "cannot reach carrier: "+err.Error(), "trunk", t.Trunk.Name))
+		m.ev.Emit(events.New(events.TrunkConnectFailed, addr, "", "cannot reach carrier: "+err.Error(), "trunk", t.Trunk.Name))
 		return nil, err
 	}
 	m.mu.Lock()
@@ -391,7 +394,7 @@ func (m *Manager) resolve(ctx context.Context, t *Trunk) (netip.AddrPort, error)
 	return netip.AddrPortFrom(ips[0].Unmap(), uint16(t.port())), nil
 }
 
-// Run keeps registrations up and reloads trunks changed by the CLI.
+// Run keeps registrations up until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.base = ctx
@@ -404,10 +407,21 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			if err := m.Load(ctx); err != nil {
-				m.log.Error("reload trunks", "err", err)
-			}
+		case <-m.changed:
 		}
+	}
+}
+
+// Apply reloads the trunks after a change (a feed handler); registrations
+// of changed trunks restart at once.
+func (m *Manager) Apply(ctx context.Context, _ []string) {
+	if err := m.Load(ctx); err != nil {
+		m.log.Error("reload trunks", "err", err)
+		return
+	}
+	select {
+	case m.changed <- struct{}{}:
+	default:
 	}
 }
 
@@ -458,13 +472,13 @@ func (m *Manager) register(ctx context.Context, t *Trunk) {
 		if err != nil {
 			failures++
 			if failures == 1 || failures%10 == 0 {
-				m.ev.Emit(events.New("trunk.registration_failed", events.Alert, netip.AddrPort{}, "",
+				m.ev.Emit(events.New(events.TrunkRegistrationFailed, netip.AddrPort{}, "",
 					"registration with the carrier failed: "+err.Error(), "trunk", t.Trunk.Name, "attempts", strconv.Itoa(failures)))
 			}
 			m.log.Warn("trunk registration failed", "trunk", t.Trunk.Name, "err", err)
 		} else {
 			if failures > 0 {
-				m.ev.Emit(events.New("trunk.registered", events.Info, netip.AddrPort{}, "", "registered with the carrier again", "trunk", t.Trunk.Name))
+				m.ev.Emit(events.New(events.TrunkRegistered, netip.AddrPort{}, "", "registered with the carrier again", "trunk", t.Trunk.Name))
 			}
 			failures = 0
 			wait = granted / 2

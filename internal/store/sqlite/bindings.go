@@ -29,61 +29,59 @@ const bindingCols = `number, contact, source, transport, conn_id, call_id, cseq,
 // SaveBindings upserts the live bindings in bs, deletes those whose Expires
 // is zero or past, and sweeps every other expired row, in one transaction.
 // A zero UpdatedAt becomes now.
-func (d *DB) SaveBindings(ctx context.Context, bs []store.Binding) error {
+func (d *conn) SaveBindings(ctx context.Context, bs []store.Binding) error {
 	if len(bs) == 0 {
 		return nil
 	}
-	tx, err := d.w.BeginTx(ctx, nil)
+	err := d.atomic(ctx, func(tx querier) error {
+		up, err := tx.PrepareContext(ctx, upsertBinding)
+		if err != nil {
+			return fmt.Errorf("prepare upsert: %w", err)
+		}
+		defer up.Close()
+		del, err := tx.PrepareContext(ctx, `DELETE FROM bindings WHERE number = ? AND contact = ?`)
+		if err != nil {
+			return fmt.Errorf("prepare delete: %w", err)
+		}
+		defer del.Close()
+
+		now := time.Now()
+		for _, b := range bs {
+			if b.Expires.IsZero() || !b.Expires.After(now) {
+				if _, err := del.ExecContext(ctx, b.Number, b.Contact); err != nil {
+					return fmt.Errorf("delete %s %s: %w", b.Number, b.Contact, err)
+				}
+				continue
+			}
+			updated := b.UpdatedAt
+			if updated.IsZero() {
+				updated = now
+			}
+			_, err := up.ExecContext(ctx, b.Number, b.Contact, addrText(b.Source), b.Transport,
+				b.ConnID, b.CallID, int64(b.CSeq), b.UserAgent, nanos(b.Expires), nanos(updated))
+			if isForeignKeyViolation(err) {
+				// The extension is gone: the batcher flushed a REGISTER that
+				// raced a "veilig ext rm". SQLite undid only this statement, so
+				// the rest of the batch carries on.
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("upsert %s %s: %w", b.Number, b.Contact, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM bindings WHERE expires <= ?`, nanos(now)); err != nil {
+			return fmt.Errorf("sweep expired: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("save bindings: %w", err)
-	}
-	defer tx.Rollback()
-	up, err := tx.PrepareContext(ctx, upsertBinding)
-	if err != nil {
-		return fmt.Errorf("save bindings: prepare upsert: %w", err)
-	}
-	defer up.Close()
-	del, err := tx.PrepareContext(ctx, `DELETE FROM bindings WHERE number = ? AND contact = ?`)
-	if err != nil {
-		return fmt.Errorf("save bindings: prepare delete: %w", err)
-	}
-	defer del.Close()
-
-	now := time.Now()
-	for _, b := range bs {
-		if b.Expires.IsZero() || !b.Expires.After(now) {
-			if _, err := del.ExecContext(ctx, b.Number, b.Contact); err != nil {
-				return fmt.Errorf("save bindings: delete %s %s: %w", b.Number, b.Contact, err)
-			}
-			continue
-		}
-		updated := b.UpdatedAt
-		if updated.IsZero() {
-			updated = now
-		}
-		_, err := up.ExecContext(ctx, b.Number, b.Contact, addrText(b.Source), b.Transport,
-			b.ConnID, b.CallID, int64(b.CSeq), b.UserAgent, nanos(b.Expires), nanos(updated))
-		if isForeignKeyViolation(err) {
-			// The extension is gone: the batcher flushed a REGISTER that
-			// raced a "veilig ext rm". SQLite undid only this statement, so
-			// the rest of the batch carries on.
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("save bindings: upsert %s %s: %w", b.Number, b.Contact, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM bindings WHERE expires <= ?`, nanos(now)); err != nil {
-		return fmt.Errorf("save bindings: sweep expired: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("save bindings: commit: %w", err)
 	}
 	return nil
 }
 
 // DeleteBinding removes one binding.
-func (d *DB) DeleteBinding(ctx context.Context, number, contact string) error {
+func (d *conn) DeleteBinding(ctx context.Context, number, contact string) error {
 	res, err := d.w.ExecContext(ctx, `DELETE FROM bindings WHERE number = ? AND contact = ?`, number, contact)
 	if err != nil {
 		return fmt.Errorf("delete binding %s %s: %w", number, contact, err)
@@ -98,7 +96,7 @@ func (d *DB) DeleteBinding(ctx context.Context, number, contact string) error {
 
 // LoadBindings returns the bindings that expire after now, ordered by
 // number and contact.
-func (d *DB) LoadBindings(ctx context.Context, now time.Time) ([]store.Binding, error) {
+func (d *conn) LoadBindings(ctx context.Context, now time.Time) ([]store.Binding, error) {
 	rows, err := d.r.QueryContext(ctx,
 		`SELECT `+bindingCols+` FROM bindings WHERE expires > ? ORDER BY number, contact`, nanos(now))
 	if err != nil {

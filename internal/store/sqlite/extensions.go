@@ -11,14 +11,14 @@ import (
 	"github.com/veilig/veilig/internal/store"
 )
 
-// The extensions version counter is bumped by triggers on this table (see
-// migrations/0001_init.sql), so none of these methods touch it directly.
+// Triggers on this table write the change feed (see
+// migrations/0005_changes_audit.sql), so none of these methods touch it.
 
 const extensionCols = `number, name, realm, ha1_md5, ha1_sha256, created_at, updated_at, allow_from, class, caller_ids`
 
 // CreateExtension inserts e. A zero CreatedAt becomes now, and a zero
 // UpdatedAt becomes CreatedAt.
-func (d *DB) CreateExtension(ctx context.Context, e store.Extension) error {
+func (d *conn) CreateExtension(ctx context.Context, e store.Extension) error {
 	if e.Number == "" {
 		return errors.New("create extension: empty number")
 	}
@@ -42,7 +42,7 @@ func (d *DB) CreateExtension(ctx context.Context, e store.Extension) error {
 
 // UpdateExtension replaces every field of the row with e.Number except
 // CreatedAt. A zero UpdatedAt becomes now.
-func (d *DB) UpdateExtension(ctx context.Context, e store.Extension) error {
+func (d *conn) UpdateExtension(ctx context.Context, e store.Extension) error {
 	if e.UpdatedAt.IsZero() {
 		e.UpdatedAt = time.Now()
 	}
@@ -61,7 +61,7 @@ func (d *DB) UpdateExtension(ctx context.Context, e store.Extension) error {
 }
 
 // Extension returns the extension with the given number.
-func (d *DB) Extension(ctx context.Context, number string) (store.Extension, error) {
+func (d *conn) Extension(ctx context.Context, number string) (store.Extension, error) {
 	row := d.r.QueryRowContext(ctx, `SELECT `+extensionCols+` FROM extensions WHERE number = ?`, number)
 	e, err := scanExtension(row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -74,7 +74,7 @@ func (d *DB) Extension(ctx context.Context, number string) (store.Extension, err
 }
 
 // ListExtensions returns all extensions ordered by number.
-func (d *DB) ListExtensions(ctx context.Context) ([]store.Extension, error) {
+func (d *conn) ListExtensions(ctx context.Context) ([]store.Extension, error) {
 	rows, err := d.r.QueryContext(ctx, `SELECT `+extensionCols+` FROM extensions ORDER BY number`)
 	if err != nil {
 		return nil, fmt.Errorf("list extensions: %w", err)
@@ -97,28 +97,22 @@ func (d *DB) ListExtensions(ctx context.Context) ([]store.Extension, error) {
 // DeleteExtension removes the extension and its bindings in one
 // transaction. The foreign key cascades too; the explicit delete keeps the
 // guarantee even on a file whose foreign keys were switched off.
-func (d *DB) DeleteExtension(ctx context.Context, number string) error {
-	tx, err := d.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("delete extension %s: %w", number, err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM bindings WHERE number = ?`, number); err != nil {
-		return fmt.Errorf("delete extension %s: bindings: %w", number, err)
-	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM extensions WHERE number = ?`, number)
-	if err != nil {
-		return fmt.Errorf("delete extension %s: %w", number, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("delete extension %s: %w", number, err)
-	} else if n == 0 {
-		return fmt.Errorf("delete extension %s: %w", number, store.ErrNotFound)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("delete extension %s: commit: %w", number, err)
-	}
-	return nil
+func (d *conn) DeleteExtension(ctx context.Context, number string) error {
+	return d.atomic(ctx, func(tx querier) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM bindings WHERE number = ?`, number); err != nil {
+			return fmt.Errorf("delete extension %s: bindings: %w", number, err)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM extensions WHERE number = ?`, number)
+		if err != nil {
+			return fmt.Errorf("delete extension %s: %w", number, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("delete extension %s: %w", number, err)
+		} else if n == 0 {
+			return fmt.Errorf("delete extension %s: %w", number, store.ErrNotFound)
+		}
+		return nil
+	})
 }
 
 type scanner interface{ Scan(dest ...any) error }

@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -12,7 +14,7 @@ import (
 )
 
 // SaveBan upserts a ban by address.
-func (d *DB) SaveBan(ctx context.Context, b store.Ban) error {
+func (d *conn) SaveBan(ctx context.Context, b store.Ban) error {
 	cause, err := json.Marshal(b.Cause)
 	if err != nil {
 		return fmt.Errorf("save ban %s: %w", b.Addr, err)
@@ -31,40 +33,66 @@ func (d *DB) SaveBan(ctx context.Context, b store.Ban) error {
 }
 
 // DeleteBan lifts a ban.
-func (d *DB) DeleteBan(ctx context.Context, addr netip.Addr) error {
+func (d *conn) DeleteBan(ctx context.Context, addr netip.Addr) error {
 	return d.deleteOne(ctx, `DELETE FROM bans WHERE addr = ?`, addr.Unmap().String(), "ban")
 }
 
-// ListBans returns the bans in force at now, soonest to end first, and
-// deletes the expired ones.
-func (d *DB) ListBans(ctx context.Context, now time.Time) ([]store.Ban, error) {
-	rows, err := d.r.QueryContext(ctx, `SELECT addr, rule, reason, cause, start, end, level FROM bans WHERE end > ? ORDER BY end`, nanos(now))
+const banCols = `addr, rule, reason, cause, start, end, level`
+
+// Ban returns the ban on addr in force at now.
+func (d *conn) Ban(ctx context.Context, addr netip.Addr, now time.Time) (store.Ban, error) {
+	row := d.r.QueryRowContext(ctx, `SELECT `+banCols+` FROM bans WHERE addr = ? AND end > ?`, addr.Unmap().String(), nanos(now))
+	b, err := scanBan(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Ban{}, fmt.Errorf("ban %s: %w", addr, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Ban{}, fmt.Errorf("ban %s: %w", addr, err)
+	}
+	return b, nil
+}
+
+// ListBans returns the bans in force at now, soonest to end first. Expired
+// rows stay until the retention job purges them (PurgeExpired).
+func (d *conn) ListBans(ctx context.Context, now time.Time) ([]store.Ban, error) {
+	rows, err := d.r.QueryContext(ctx, `SELECT `+banCols+` FROM bans WHERE end > ? ORDER BY end`, nanos(now))
 	if err != nil {
 		return nil, fmt.Errorf("list bans: %w", err)
 	}
 	defer rows.Close()
 	var out []store.Ban
 	for rows.Next() {
-		var (
-			b           store.Ban
-			addr, cause string
-			start, end  int64
-		)
-		if err := rows.Scan(&addr, &b.Rule, &b.Reason, &cause, &start, &end, &b.Level); err != nil {
+		b, err := scanBan(rows)
+		if err != nil {
 			return nil, fmt.Errorf("list bans: %w", err)
 		}
-		if b.Addr, err = netip.ParseAddr(addr); err != nil {
-			return nil, fmt.Errorf("list bans: corrupt address %q: %w", addr, err)
-		}
-		_ = json.Unmarshal([]byte(cause), &b.Cause)
-		b.Start, b.End = fromNanos(start), fromNanos(end)
 		out = append(out, b)
 	}
 	return out, rows.Err()
 }
 
+func scanBan(s scanner) (store.Ban, error) {
+	var (
+		b           store.Ban
+		addr, cause string
+		start, end  int64
+	)
+	if err := s.Scan(&addr, &b.Rule, &b.Reason, &cause, &start, &end, &b.Level); err != nil {
+		return store.Ban{}, err
+	}
+	var err error
+	if b.Addr, err = netip.ParseAddr(addr); err != nil {
+		return store.Ban{}, fmt.Errorf("corrupt address %q: %w", addr, err)
+	}
+	if err := json.Unmarshal([]byte(cause), &b.Cause); err != nil {
+		return store.Ban{}, fmt.Errorf("ban %s: corrupt cause: %w", addr, err)
+	}
+	b.Start, b.End = fromNanos(start), fromNanos(end)
+	return b, nil
+}
+
 // SaveLock upserts an account lock.
-func (d *DB) SaveLock(ctx context.Context, l store.Lock) error {
+func (d *conn) SaveLock(ctx context.Context, l store.Lock) error {
 	_, err := d.w.ExecContext(ctx, `INSERT INTO locks (account, until, level, reason) VALUES (?, ?, ?, ?)
 		ON CONFLICT (account) DO UPDATE SET until = excluded.until, level = excluded.level, reason = excluded.reason`,
 		l.Account, nanos(l.Until), l.Level, l.Reason)
@@ -75,42 +103,56 @@ func (d *DB) SaveLock(ctx context.Context, l store.Lock) error {
 }
 
 // DeleteLock unlocks an account.
-func (d *DB) DeleteLock(ctx context.Context, account string) error {
+func (d *conn) DeleteLock(ctx context.Context, account string) error {
 	return d.deleteOne(ctx, `DELETE FROM locks WHERE account = ?`, account, "lock")
 }
 
+const lockCols = `account, until, level, reason`
+
+// Lock returns the account's lock in force at now.
+func (d *conn) Lock(ctx context.Context, account string, now time.Time) (store.Lock, error) {
+	row := d.r.QueryRowContext(ctx, `SELECT `+lockCols+` FROM locks WHERE account = ? AND until > ?`, account, nanos(now))
+	l, err := scanLock(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Lock{}, fmt.Errorf("lock %s: %w", account, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Lock{}, fmt.Errorf("lock %s: %w", account, err)
+	}
+	return l, nil
+}
+
 // ListLocks returns the locks in force at now.
-func (d *DB) ListLocks(ctx context.Context, now time.Time) ([]store.Lock, error) {
-	rows, err := d.r.QueryContext(ctx, `SELECT account, until, level, reason FROM locks WHERE until > ? ORDER BY account`, nanos(now))
+func (d *conn) ListLocks(ctx context.Context, now time.Time) ([]store.Lock, error) {
+	rows, err := d.r.QueryContext(ctx, `SELECT `+lockCols+` FROM locks WHERE until > ? ORDER BY account`, nanos(now))
 	if err != nil {
 		return nil, fmt.Errorf("list locks: %w", err)
 	}
 	defer rows.Close()
 	var out []store.Lock
 	for rows.Next() {
-		var (
-			l     store.Lock
-			until int64
-		)
-		if err := rows.Scan(&l.Account, &until, &l.Level, &l.Reason); err != nil {
+		l, err := scanLock(rows)
+		if err != nil {
 			return nil, fmt.Errorf("list locks: %w", err)
 		}
-		l.Until = fromNanos(until)
 		out = append(out, l)
 	}
 	return out, rows.Err()
 }
 
-// GuardVersion reports the bans-and-locks change counter.
-func (d *DB) GuardVersion(ctx context.Context) (int64, error) {
-	var v int64
-	if err := d.r.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'guard'`).Scan(&v); err != nil {
-		return 0, fmt.Errorf("read guard version: %w", err)
+func scanLock(s scanner) (store.Lock, error) {
+	var (
+		l     store.Lock
+		until int64
+	)
+	if err := s.Scan(&l.Account, &until, &l.Level, &l.Reason); err != nil {
+		return store.Lock{}, err
 	}
-	return v, nil
+	l.Until = fromNanos(until)
+	return l, nil
 }
 
-func (d *DB) deleteOne(ctx context.Context, q, key, what string) error {
+func (d *conn) deleteOne(ctx context.Context, q, key, what string) error {
 	res, err := d.w.ExecContext(ctx, q, key)
 	if err != nil {
 		return fmt.Errorf("delete %s %s: %w", what, key, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/veilig/veilig/internal/store"
 )
@@ -14,7 +15,7 @@ const callRecordCols = `id, from_party, to_party, source, started_at, answered_a
 
 // InsertCallRecords inserts rs atomically: a duplicate ID fails the whole
 // batch with store.ErrExists.
-func (d *DB) InsertCallRecords(ctx context.Context, rs []store.CallRecord) error {
+func (d *conn) InsertCallRecords(ctx context.Context, rs []store.CallRecord) error {
 	if len(rs) == 0 {
 		return nil
 	}
@@ -23,53 +24,62 @@ func (d *DB) InsertCallRecords(ctx context.Context, rs []store.CallRecord) error
 			return errors.New("insert call records: empty id")
 		}
 	}
-	tx, err := d.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("insert call records: %w", err)
-	}
-	defer tx.Rollback()
-	ins, err := tx.PrepareContext(ctx,
-		`INSERT INTO call_records (`+callRecordCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("insert call records: prepare: %w", err)
-	}
-	defer ins.Close()
-	for _, r := range rs {
-		_, err := ins.ExecContext(ctx, r.ID, r.From, r.To, addrText(r.Source),
-			nanos(r.StartedAt), nanos(r.AnsweredAt), nanos(r.EndedAt),
-			r.Disposition, r.Cause, r.CallerMedia, r.CalleeMedia, r.MediaInClear,
-			r.E164, r.Country, r.Class, r.EstimatedCost, r.Trunk, r.Fraud)
-		if isUniqueViolation(err) {
-			return fmt.Errorf("insert call record %s: %w", r.ID, store.ErrExists)
-		}
+	return d.atomic(ctx, func(tx querier) error {
+		ins, err := tx.PrepareContext(ctx,
+			`INSERT INTO call_records (`+callRecordCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
-			return fmt.Errorf("insert call record %s: %w", r.ID, err)
+			return fmt.Errorf("insert call records: prepare: %w", err)
 		}
+		defer ins.Close()
+		for _, r := range rs {
+			_, err := ins.ExecContext(ctx, r.ID, r.From, r.To, addrText(r.Source),
+				nanos(r.StartedAt), nanos(r.AnsweredAt), nanos(r.EndedAt),
+				r.Disposition, r.Cause, r.CallerMedia, r.CalleeMedia, r.MediaInClear,
+				r.E164, r.Country, r.Class, r.EstimatedCost, r.Trunk, r.Fraud)
+			if isUniqueViolation(err) {
+				return fmt.Errorf("insert call record %s: %w", r.ID, store.ErrExists)
+			}
+			if err != nil {
+				return fmt.Errorf("insert call record %s: %w", r.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// ListCallRecords returns the records matching f, newest StartedAt first
+// (ties in insertion order, newest first).
+func (d *conn) ListCallRecords(ctx context.Context, f store.RecordFilter) ([]store.CallRecord, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.Party != "" {
+		where, args = append(where, "(from_party = ? OR to_party = ?)"), append(args, f.Party, f.Party)
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("insert call records: commit: %w", err)
+	if f.Disposition != "" {
+		where, args = append(where, "disposition = ?"), append(args, f.Disposition)
 	}
-	return nil
-}
-
-// ListCallRecords returns up to limit records, newest StartedAt first
-// (ties in insertion order, newest first). limit <= 0 means no limit.
-func (d *DB) ListCallRecords(ctx context.Context, limit int) ([]store.CallRecord, error) {
-	return d.listCallRecords(ctx, "", limit)
-}
-
-// ListOutboundCallRecords returns up to limit records of calls to outside
-// numbers, newest StartedAt first.
-func (d *DB) ListOutboundCallRecords(ctx context.Context, limit int) ([]store.CallRecord, error) {
-	return d.listCallRecords(ctx, `WHERE e164 <> ''`, limit)
-}
-
-func (d *DB) listCallRecords(ctx context.Context, where string, limit int) ([]store.CallRecord, error) {
+	if f.Outbound {
+		where = append(where, "e164 <> ''")
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, "started_at >= ?"), append(args, nanos(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where, args = append(where, "started_at < ?"), append(args, nanos(f.Until))
+	}
+	q := `SELECT ` + callRecordCols + ` FROM call_records`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	limit := f.Limit
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := d.r.QueryContext(ctx,
-		`SELECT `+callRecordCols+` FROM call_records `+where+` ORDER BY started_at DESC, rowid DESC LIMIT ?`, limit)
+	q += ` ORDER BY started_at DESC, rowid DESC LIMIT ? OFFSET ?`
+	args = append(args, limit, max(f.Offset, 0))
+	rows, err := d.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list call records: %w", err)
 	}

@@ -33,12 +33,69 @@ const BusyTimeout = 5 * time.Second
 
 // DB is a store.Store backed by one SQLite file.
 type DB struct {
-	w       *sql.DB // exactly one connection; every write goes here
-	r       *sql.DB // read-only pool
-	version *sql.Stmt
+	*conn
+	w *sql.DB // exactly one connection; every write goes here
+	r *sql.DB // read-only pool
 }
 
-var _ store.Store = (*DB)(nil)
+var (
+	_ store.Store = (*DB)(nil)
+	_ store.Tx    = txConn{}
+)
+
+// querier is what both a pool and a transaction run statements on.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// conn holds every statement of the store. On the DB, r is the read pool
+// and w the single writer; inside Update both are the transaction, so a
+// read there sees the transaction's own writes.
+type conn struct {
+	r, w querier
+	// begin starts a transaction for a multi-statement write; nil inside
+	// Update, where the statements join the open transaction.
+	begin func(ctx context.Context) (*sql.Tx, error)
+}
+
+// txConn is a conn inside Update: it alone can append to the audit log.
+type txConn struct{ *conn }
+
+// atomic runs fn on one transaction: the open one inside Update, a new one
+// otherwise.
+func (d *conn) atomic(ctx context.Context, fn func(q querier) error) error {
+	if d.begin == nil {
+		return fn(d.w)
+	}
+	tx, err := d.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Update runs fn in one IMMEDIATE transaction on the writer.
+func (d *DB) Update(ctx context.Context, fn func(tx store.Tx) error) error {
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(txConn{&conn{r: tx, w: tx}}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
 
 // Open opens (creating if needed, mode 0600) the database at path and brings
 // its schema up to date. Several processes may open the same path at once.
@@ -89,13 +146,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	v, err := r.PrepareContext(ctx, `SELECT value FROM counters WHERE name = 'extensions'`)
-	if err != nil {
-		r.Close()
-		w.Close()
-		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
-	}
-	return &DB{w: w, r: r, version: v}, nil
+	d := &DB{w: w, r: r}
+	d.conn = &conn{r: r, w: w, begin: func(ctx context.Context) (*sql.Tx, error) { return w.BeginTx(ctx, nil) }}
+	return d, nil
 }
 
 // dsn builds the driver connection string. Writer transactions begin
@@ -116,16 +169,6 @@ func dsn(path string, readOnly bool) string {
 	return path + "?" + q.Encode()
 }
 
-// Version reports the extensions change counter. It is a single-row read on
-// the read pool, cheap enough to call before every cache lookup.
-func (d *DB) Version(ctx context.Context) (int64, error) {
-	var v int64
-	if err := d.version.QueryRowContext(ctx).Scan(&v); err != nil {
-		return 0, fmt.Errorf("read extensions version: %w", err)
-	}
-	return v, nil
-}
-
 // Close releases both pools. It lets SQLite refresh its query planner
 // statistics first, as the SQLite docs recommend on close.
 func (d *DB) Close() error {
@@ -135,5 +178,5 @@ func (d *DB) Close() error {
 	if optErr != nil {
 		optErr = fmt.Errorf("optimize: %w", optErr)
 	}
-	return errors.Join(optErr, d.version.Close(), d.r.Close(), d.w.Close())
+	return errors.Join(optErr, d.r.Close(), d.w.Close())
 }

@@ -98,7 +98,7 @@ func TestReopenKeepsDataAndSchema(t *testing.T) {
 	if err := db.CreateExtension(ctx, store.Extension{Number: "1001", Name: "A"}); err != nil {
 		t.Fatal(err)
 	}
-	v, err := db.Version(ctx)
+	v, err := db.LastChange(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,8 +113,8 @@ func TestReopenKeepsDataAndSchema(t *testing.T) {
 	if e, err := db.Extension(ctx, "1001"); err != nil || e.Name != "A" {
 		t.Errorf("after reopen: %+v, %v", e, err)
 	}
-	if v2, err := db.Version(ctx); err != nil || v2 != v {
-		t.Errorf("Version after reopen = %d, %v; want %d", v2, err, v)
+	if v2, err := db.LastChange(ctx); err != nil || v2 != v {
+		t.Errorf("LastChange after reopen = %d, %v; want %d", v2, err, v)
 	}
 	var n int
 	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
@@ -139,7 +139,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 }
 
 // TestTwoHandles opens the same file twice, as the server and a CLI command
-// do, and checks each sees the other's commits and Version changes.
+// do, and checks each sees the other's commits and change feed.
 func TestTwoHandles(t *testing.T) {
 	a, path := openTemp(t)
 	defer a.Close()
@@ -150,19 +150,19 @@ func TestTwoHandles(t *testing.T) {
 	defer b.Close()
 	ctx := t.Context()
 
-	va, err := a.Version(ctx)
+	va, err := a.LastChange(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := b.CreateExtension(ctx, store.Extension{Number: "1001", Name: "from b"}); err != nil {
 		t.Fatal(err)
 	}
-	va2, err := a.Version(ctx)
+	va2, err := a.LastChange(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if va2 == va {
-		t.Error("a's Version did not change after b created an extension")
+		t.Error("a's LastChange did not move after b created an extension")
 	}
 	if e, err := a.Extension(ctx, "1001"); err != nil || e.Name != "from b" {
 		t.Errorf("a sees %+v, %v", e, err)
@@ -173,8 +173,8 @@ func TestTwoHandles(t *testing.T) {
 	if e, err := b.Extension(ctx, "1001"); err != nil || e.Name != "from a" {
 		t.Errorf("b sees %+v, %v", e, err)
 	}
-	if vb, err := b.Version(ctx); err != nil || vb == va2 {
-		t.Errorf("b's Version = %d, %v; want a change from %d", vb, err, va2)
+	if vb, err := b.LastChange(ctx); err != nil || vb == va2 {
+		t.Errorf("b's LastChange = %d, %v; want a change from %d", vb, err, va2)
 	}
 
 	// Concurrent writers on both handles queue on the busy timeout rather
@@ -212,7 +212,7 @@ func TestOtherProcess(t *testing.T) {
 	db, path := openTemp(t)
 	defer db.Close()
 	ctx := t.Context()
-	v0, err := db.Version(ctx)
+	v0, err := db.LastChange(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,12 +224,12 @@ func TestOtherProcess(t *testing.T) {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 
-	v1, err := db.Version(ctx)
+	v1, err := db.LastChange(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v1 == v0 {
-		t.Error("Version unchanged after another process added an extension")
+		t.Error("LastChange unchanged after another process added an extension")
 	}
 	if e, err := db.Extension(ctx, "7777"); err != nil || e.Name != "child" {
 		t.Errorf("extension from child: %+v, %v", e, err)

@@ -2,13 +2,15 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/veilig/veilig/internal/store"
 )
 
 // SaveSuspension upserts a suspension.
-func (d *DB) SaveSuspension(ctx context.Context, s store.Suspension) error {
+func (d *conn) SaveSuspension(ctx context.Context, s store.Suspension) error {
 	if _, err := d.w.ExecContext(ctx, `INSERT INTO suspensions (extension, reason, since) VALUES (?, ?, ?)
 		ON CONFLICT (extension) DO UPDATE SET reason = excluded.reason, since = excluded.since`,
 		s.Extension, s.Reason, nanos(s.Since)); err != nil {
@@ -18,12 +20,29 @@ func (d *DB) SaveSuspension(ctx context.Context, s store.Suspension) error {
 }
 
 // DeleteSuspension lifts a suspension.
-func (d *DB) DeleteSuspension(ctx context.Context, extension string) error {
+func (d *conn) DeleteSuspension(ctx context.Context, extension string) error {
 	return d.deleteOne(ctx, `DELETE FROM suspensions WHERE extension = ?`, extension, "suspension")
 }
 
+// Suspension returns the extension's suspension.
+func (d *conn) Suspension(ctx context.Context, extension string) (store.Suspension, error) {
+	var (
+		s     store.Suspension
+		since int64
+	)
+	err := d.r.QueryRowContext(ctx, `SELECT extension, reason, since FROM suspensions WHERE extension = ?`, extension).Scan(&s.Extension, &s.Reason, &since)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Suspension{}, fmt.Errorf("suspension %s: %w", extension, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Suspension{}, fmt.Errorf("suspension %s: %w", extension, err)
+	}
+	s.Since = fromNanos(since)
+	return s, nil
+}
+
 // ListSuspensions returns every suspension by extension.
-func (d *DB) ListSuspensions(ctx context.Context) ([]store.Suspension, error) {
+func (d *conn) ListSuspensions(ctx context.Context) ([]store.Suspension, error) {
 	rows, err := d.r.QueryContext(ctx, `SELECT extension, reason, since FROM suspensions ORDER BY extension`)
 	if err != nil {
 		return nil, fmt.Errorf("list suspensions: %w", err)

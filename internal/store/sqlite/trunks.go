@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +11,7 @@ import (
 )
 
 // SaveTrunk upserts a trunk by name.
-func (d *DB) SaveTrunk(ctx context.Context, t store.Trunk) error {
+func (d *conn) SaveTrunk(ctx context.Context, t store.Trunk) error {
 	if t.Name == "" {
 		return errors.New("save trunk: empty name")
 	}
@@ -26,12 +27,29 @@ func (d *DB) SaveTrunk(ctx context.Context, t store.Trunk) error {
 }
 
 // DeleteTrunk removes a trunk.
-func (d *DB) DeleteTrunk(ctx context.Context, name string) error {
+func (d *conn) DeleteTrunk(ctx context.Context, name string) error {
 	return d.deleteOne(ctx, `DELETE FROM trunks WHERE name = ?`, name, "trunk")
 }
 
+// Trunk returns the trunk called name.
+func (d *conn) Trunk(ctx context.Context, name string) (store.Trunk, error) {
+	var s string
+	err := d.r.QueryRowContext(ctx, `SELECT config FROM trunks WHERE name = ?`, name).Scan(&s)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Trunk{}, fmt.Errorf("trunk %s: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Trunk{}, fmt.Errorf("trunk %s: %w", name, err)
+	}
+	var t store.Trunk
+	if err := json.Unmarshal([]byte(s), &t); err != nil {
+		return store.Trunk{}, fmt.Errorf("trunk %s: corrupt row: %w", name, err)
+	}
+	return t, nil
+}
+
 // ListTrunks returns every trunk by name.
-func (d *DB) ListTrunks(ctx context.Context) ([]store.Trunk, error) {
+func (d *conn) ListTrunks(ctx context.Context) ([]store.Trunk, error) {
 	rows, err := d.r.QueryContext(ctx, `SELECT config FROM trunks ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list trunks: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -29,12 +30,28 @@ func testCanceled(t *testing.T, s store.Store) {
 		"InsertCallRecords": func() error {
 			return s.InsertCallRecords(ctx, []store.CallRecord{callRecord("c1", now())})
 		},
-		"ListCallRecords": func() error { _, err := s.ListCallRecords(ctx, 0); return err },
+		"ListCallRecords": func() error { _, err := s.ListCallRecords(ctx, store.RecordFilter{}); return err },
 		"InsertEvents": func() error {
 			return s.InsertEvents(ctx, []store.Event{event("x", "1001", now())})
 		},
 		"ListEvents": func() error { _, err := s.ListEvents(ctx, store.EventFilter{}); return err },
-		"Version":    func() error { _, err := s.Version(ctx); return err },
+		"LastChange": func() error { _, err := s.LastChange(ctx); return err },
+		"Changes":    func() error { _, err := s.Changes(ctx, 0, 10); return err },
+		"SaveBan": func() error {
+			return s.SaveBan(ctx, store.Ban{Addr: netip.MustParseAddr("192.0.2.1"), Rule: "manual", Start: now(), End: exp})
+		},
+		"ListBans":        func() error { _, err := s.ListBans(ctx, now()); return err },
+		"SaveLock":        func() error { return s.SaveLock(ctx, store.Lock{Account: "1001", Until: exp}) },
+		"ListLocks":       func() error { _, err := s.ListLocks(ctx, now()); return err },
+		"SaveSuspension":  func() error { return s.SaveSuspension(ctx, store.Suspension{Extension: "1001", Since: now()}) },
+		"ListSuspensions": func() error { _, err := s.ListSuspensions(ctx); return err },
+		"SaveTrunk":       func() error { return s.SaveTrunk(ctx, store.Trunk{Name: "c"}) },
+		"ListTrunks":      func() error { _, err := s.ListTrunks(ctx); return err },
+		"ListAudit":       func() error { _, err := s.ListAudit(ctx, store.AuditFilter{}); return err },
+		"Update": func() error {
+			return s.Update(ctx, func(tx store.Tx) error { return tx.SaveLock(ctx, store.Lock{Account: "1001", Until: exp}) })
+		},
+		"PurgeEvents": func() error { _, err := s.PurgeEvents(ctx, now(), 10); return err },
 	}
 	for name, call := range calls {
 		if err := call(); !errors.Is(err, context.Canceled) {
@@ -88,7 +105,7 @@ func testConcurrent(t *testing.T, s store.Store) {
 					func() error { _, err := s.Extension(ctx, number); return err },
 					func() error { _, err := s.LoadBindings(ctx, now()); return err },
 					func() error { _, err := s.ListEvents(ctx, store.EventFilter{Account: number, Limit: 5}); return err },
-					func() error { _, err := s.Version(ctx); return err },
+					func() error { _, err := s.LastChange(ctx); return err },
 				}
 				for _, step := range steps {
 					if err := step(); err != nil {
@@ -122,7 +139,7 @@ func testConcurrent(t *testing.T, s store.Store) {
 	if len(bs) != workers*rounds {
 		t.Errorf("%d bindings, want %d", len(bs), workers*rounds)
 	}
-	rs, err := s.ListCallRecords(ctx, 0)
+	rs, err := s.ListCallRecords(ctx, store.RecordFilter{})
 	must(t, err)
 	if len(rs) != workers*rounds {
 		t.Errorf("%d call records, want %d", len(rs), workers*rounds)
@@ -133,6 +150,6 @@ func testConcurrent(t *testing.T, s store.Store) {
 		t.Errorf("%d events, want %d", len(es), workers*rounds)
 	}
 	if v := version(t, s); v == v0 {
-		t.Error("Version unchanged after concurrent extension writes")
+		t.Error("change feed unchanged after concurrent extension writes")
 	}
 }

@@ -45,7 +45,7 @@ func crID(r store.CallRecord) string { return r.ID }
 
 func testCallRecords(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	rs, err := s.ListCallRecords(ctx, 10)
+	rs, err := s.ListCallRecords(ctx, store.RecordFilter{Limit: 10})
 	must(t, err)
 	if len(rs) != 0 {
 		t.Fatalf("empty store lists %d call records", len(rs))
@@ -65,11 +65,11 @@ func testCallRecords(t *testing.T, s store.Store) {
 	must(t, s.InsertCallRecords(ctx, []store.CallRecord{c1, c2}))
 	must(t, s.InsertCallRecords(ctx, []store.CallRecord{c3}))
 
-	rs, err = s.ListCallRecords(ctx, 0)
+	rs, err = s.ListCallRecords(ctx, store.RecordFilter{})
 	must(t, err)
 	want := []store.CallRecord{c2, c3, c1}
 	if got := ids(rs, crID); fmt.Sprint(got) != fmt.Sprint(ids(want, crID)) {
-		t.Fatalf("ListCallRecords(0) = %v, want %v (newest first)", got, ids(want, crID))
+		t.Fatalf("ListCallRecords({}) = %v, want %v (newest first)", got, ids(want, crID))
 	}
 	for i := range want {
 		if !equalCallRecord(rs[i], want[i]) {
@@ -77,10 +77,10 @@ func testCallRecords(t *testing.T, s store.Store) {
 		}
 	}
 
-	rs, err = s.ListCallRecords(ctx, 2)
+	rs, err = s.ListCallRecords(ctx, store.RecordFilter{Limit: 2})
 	must(t, err)
 	if got := ids(rs, crID); fmt.Sprint(got) != "[c2 c3]" {
-		t.Errorf("ListCallRecords(2) = %v, want [c2 c3]", got)
+		t.Errorf("ListCallRecords(Limit 2) = %v, want [c2 c3]", got)
 	}
 
 	// Only calls to outside numbers are outbound; internal ones (no E164)
@@ -90,18 +90,18 @@ func testCallRecords(t *testing.T, s store.Store) {
 	o2 := callRecord("o2", base.Add(-2*time.Minute))
 	o2.E164, o2.Country = "+442071234567", "GB"
 	must(t, s.InsertCallRecords(ctx, []store.CallRecord{o2, o1}))
-	rs, err = s.ListOutboundCallRecords(ctx, 0)
+	rs, err = s.ListCallRecords(ctx, store.RecordFilter{Outbound: true})
 	must(t, err)
 	if got := ids(rs, crID); fmt.Sprint(got) != "[o1 o2]" {
-		t.Errorf("ListOutboundCallRecords(0) = %v, want [o1 o2]", got)
+		t.Errorf("ListCallRecords(Outbound) = %v, want [o1 o2]", got)
 	}
 	if len(rs) == 2 && (rs[0].E164 != o1.E164 || rs[1].Country != "GB") {
 		t.Errorf("outbound records lost their destination: %+v", rs)
 	}
-	rs, err = s.ListOutboundCallRecords(ctx, 1)
+	rs, err = s.ListCallRecords(ctx, store.RecordFilter{Outbound: true, Limit: 1})
 	must(t, err)
 	if got := ids(rs, crID); fmt.Sprint(got) != "[o1]" {
-		t.Errorf("ListOutboundCallRecords(1) = %v, want [o1]", got)
+		t.Errorf("ListCallRecords(Outbound, Limit 1) = %v, want [o1]", got)
 	}
 }
 
@@ -111,7 +111,7 @@ func testCallRecordsDuplicate(t *testing.T, s store.Store) {
 	must(t, s.InsertCallRecords(ctx, []store.CallRecord{callRecord("c1", base)}))
 	err := s.InsertCallRecords(ctx, []store.CallRecord{callRecord("c2", base), callRecord("c1", base)})
 	wantErr(t, "InsertCallRecords(duplicate)", err, store.ErrExists)
-	rs, err := s.ListCallRecords(ctx, 0)
+	rs, err := s.ListCallRecords(ctx, store.RecordFilter{})
 	must(t, err)
 	if len(rs) != 1 {
 		t.Errorf("failed batch left %d records, want 1 (batches are atomic)", len(rs))
@@ -223,6 +223,101 @@ func testEmptyBatches(t *testing.T, s store.Store) {
 	must(t, s.InsertCallRecords(ctx, nil))
 	must(t, s.InsertEvents(ctx, []store.Event{}))
 	if got := version(t, s); got != v {
-		t.Errorf("empty batches changed Version from %d to %d", v, got)
+		t.Errorf("empty batches moved the change feed from %d to %d", v, got)
+	}
+}
+
+func testEventFilterMore(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	base := now().Add(-time.Hour)
+	mk := func(msg, typ, src, sev string, at time.Duration) store.Event {
+		e := event(typ, "", base.Add(at))
+		e.Message, e.Source, e.Severity, e.UID = msg, src, sev, "uid-"+msg
+		return e
+	}
+	must(t, s.InsertEvents(ctx, []store.Event{
+		mk("a", "guard.ban", "192.0.2.1", "warning", 0),
+		mk("b", "guard.ratelimit", "192.0.2.1:5060", "warning", time.Minute),
+		mk("c", "guardian", "192.0.2.10:5060", "info", 2*time.Minute),
+		mk("d", "auth.failure", "[2001:db8::1]:5061", "alert", 3*time.Minute),
+		mk("e", "auth.failure", "2001:db8::1", "warning", 4*time.Minute),
+	}))
+	all, err := s.ListEvents(ctx, store.EventFilter{})
+	must(t, err)
+	if len(all) != 5 || all[0].UID != "uid-e" {
+		t.Fatalf("ListEvents = %+v (UID must round-trip)", all)
+	}
+	for _, tt := range []struct {
+		f    store.EventFilter
+		want string
+	}{
+		{store.EventFilter{Type: "guard."}, "[b a]"},
+		{store.EventFilter{Source: "192.0.2.1"}, "[b a]"},
+		{store.EventFilter{Source: "2001:db8::1"}, "[e d]"},
+		{store.EventFilter{Severity: "alert"}, "[d]"},
+		{store.EventFilter{Until: base.Add(2 * time.Minute)}, "[b a]"},
+		{store.EventFilter{BeforeID: all[1].ID}, "[c b a]"},
+		{store.EventFilter{BeforeID: all[1].ID, Limit: 1}, "[c]"},
+	} {
+		es, err := s.ListEvents(ctx, tt.f)
+		must(t, err)
+		if got := fmt.Sprint(ids(es, evMsg)); got != tt.want {
+			t.Errorf("ListEvents(%+v) = %v, want %v", tt.f, got, tt.want)
+		}
+	}
+	if _, err := s.ListEvents(ctx, store.EventFilter{Source: "not-an-ip"}); err == nil {
+		t.Error("ListEvents with a Source that is not an address succeeded")
+	}
+}
+
+func testCallRecordFilters(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	base := now().Add(-time.Hour)
+	var rs []store.CallRecord
+	for i := range 6 {
+		r := callRecord(fmt.Sprintf("r%d", i), base.Add(time.Duration(i)*time.Minute))
+		r.From, r.To = []string{"1001", "1002"}[i%2], []string{"1003", "+31201234567", "1001"}[i%3]
+		if i%3 == 1 {
+			r.E164 = r.To
+		}
+		if i == 4 {
+			r.Disposition = "busy"
+		}
+		rs = append(rs, r)
+	}
+	must(t, s.InsertCallRecords(ctx, rs))
+	for _, tt := range []struct {
+		f    store.RecordFilter
+		want string
+	}{
+		{store.RecordFilter{}, "[r5 r4 r3 r2 r1 r0]"},
+		{store.RecordFilter{Party: "1001"}, "[r5 r4 r2 r0]"},
+		{store.RecordFilter{Disposition: "busy"}, "[r4]"},
+		{store.RecordFilter{Outbound: true}, "[r4 r1]"},
+		{store.RecordFilter{Since: base.Add(2 * time.Minute), Until: base.Add(4 * time.Minute)}, "[r3 r2]"},
+		{store.RecordFilter{Offset: 2, Limit: 2}, "[r3 r2]"},
+		{store.RecordFilter{Offset: 5}, "[r0]"},
+	} {
+		got, err := s.ListCallRecords(ctx, tt.f)
+		must(t, err)
+		if g := fmt.Sprint(ids(got, crID)); g != tt.want {
+			t.Errorf("ListCallRecords(%+v) = %v, want %v", tt.f, g, tt.want)
+		}
+	}
+}
+
+func testEventUIDIdempotent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a, b := event("a", "", now()), event("b", "", now())
+	a.UID, b.UID = "uid-a", "uid-b"
+	must(t, s.InsertEvents(ctx, []store.Event{a}))
+	// A retried batch holding a again and a new one stores only the new one.
+	must(t, s.InsertEvents(ctx, []store.Event{a, b}))
+	// Events without a UID are never deduplicated.
+	must(t, s.InsertEvents(ctx, []store.Event{event("c", "", now()), event("c", "", now())}))
+	es, err := s.ListEvents(ctx, store.EventFilter{})
+	must(t, err)
+	if len(es) != 4 {
+		t.Errorf("%d events stored, want 4 (a once, b, c twice)", len(es))
 	}
 }

@@ -28,7 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ExtensionUpdate", testExtensionUpdate},
 		{"ExtensionList", testExtensionList},
 		{"ExtensionDelete", testExtensionDelete},
-		{"Version", testVersion},
+		{"Changes", testChanges},
 		{"BindingUpsert", testBindingUpsert},
 		{"BindingFields", testBindingFields},
 		{"BindingExpiry", testBindingExpiry},
@@ -38,7 +38,17 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CallRecordsDuplicate", testCallRecordsDuplicate},
 		{"Events", testEvents},
 		{"EventFilters", testEventFilters},
+		{"EventFilterMore", testEventFilterMore},
+		{"EventUIDIdempotent", testEventUIDIdempotent},
+		{"CallRecordFilters", testCallRecordFilters},
 		{"EmptyBatches", testEmptyBatches},
+		{"Bans", testBans},
+		{"Locks", testLocks},
+		{"Suspensions", testSuspensions},
+		{"Trunks", testTrunks},
+		{"Audit", testAudit},
+		{"Update", testUpdate},
+		{"Purge", testPurge},
 		{"Canceled", testCanceled},
 		{"Concurrent", testConcurrent},
 	}
@@ -93,7 +103,7 @@ func createExt(t *testing.T, s store.Store, numbers ...string) {
 
 func version(t *testing.T, s store.Store) int64 {
 	t.Helper()
-	v, err := s.Version(t.Context())
+	v, err := s.LastChange(t.Context())
 	must(t, err)
 	return v
 }

@@ -3,6 +3,7 @@ package authn
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -124,7 +125,7 @@ func (c LimiterConfig) decayed(st SourceState, now time.Time) float64 {
 
 // sourceDelay is the wait imposed after a source's failures.
 func (c LimiterConfig) sourceDelay(failures float64) time.Duration {
-	excess := int(failures) - c.SourceFree
+	excess := int(math.Round(failures)) - c.SourceFree
 	if excess <= 0 {
 		return 0
 	}

@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -192,11 +193,14 @@ func decodeSession(kind string, b []byte) (webauthn.SessionData, error) {
 }
 
 func finishError(err error) error {
-	var pe *protocol.Error
-	if errors.As(err, &pe) && strings.Contains(pe.Details, "Session") {
-		return fmt.Errorf("%w: %w", ErrPasskeySession, err)
-	}
 	return fmt.Errorf("%w: %w", ErrPasskeyRejected, err)
+}
+
+func sameUser(sd webauthn.SessionData, u *PasskeyUser) error {
+	if !bytes.Equal(sd.UserID, u.ID) {
+		return fmt.Errorf("%w: state was begun for another user", ErrPasskeySession)
+	}
+	return nil
 }
 
 // MaxPasskeyResponse bounds the browser's JSON answer.
@@ -235,6 +239,9 @@ func (p *Passkeys) FinishRegistration(u *PasskeyUser, session, response []byte) 
 	if err != nil {
 		return nil, err
 	}
+	if err := sameUser(sd, u); err != nil {
+		return nil, err
+	}
 	if err := checkResponse(response); err != nil {
 		return nil, err
 	}
@@ -271,6 +278,9 @@ func (p *Passkeys) BeginLogin(u *PasskeyUser) (options, session []byte, err erro
 func (p *Passkeys) FinishLogin(u *PasskeyUser, session, response []byte) (*webauthn.Credential, error) {
 	sd, err := decodeSession(ceremonyLogin, session)
 	if err != nil {
+		return nil, err
+	}
+	if err := sameUser(sd, u); err != nil {
 		return nil, err
 	}
 	if err := checkResponse(response); err != nil {

@@ -206,11 +206,37 @@ func sameUser(sd webauthn.SessionData, u *PasskeyUser) error {
 // MaxPasskeyResponse bounds the browser's JSON answer.
 const MaxPasskeyResponse = 64 << 10
 
-func checkResponse(resp []byte) error {
-	if len(resp) == 0 || len(resp) > MaxPasskeyResponse {
-		return fmt.Errorf("%w: response of %d bytes (want 1..%d)", ErrPasskeyRejected, len(resp), MaxPasskeyResponse)
+// openFinish checks what a Finish gets before the library sees it: the
+// stored state is for this kind of ceremony, unexpired and (when u is
+// not nil) begun for u, and the response is of a sane size.
+func openFinish(kind string, u *PasskeyUser, session, response []byte) (webauthn.SessionData, error) {
+	sd, err := decodeSession(kind, session)
+	if err != nil {
+		return sd, err
 	}
-	return nil
+	if u != nil {
+		if err := sameUser(sd, u); err != nil {
+			return sd, err
+		}
+	}
+	if len(response) == 0 || len(response) > MaxPasskeyResponse {
+		return sd, fmt.Errorf("%w: response of %d bytes (want 1..%d)", ErrPasskeyRejected, len(response), MaxPasskeyResponse)
+	}
+	return sd, nil
+}
+
+// begun encodes what a Begin returns: the options for the browser and
+// the state to keep.
+func begun(kind string, options any, sd *webauthn.SessionData) ([]byte, []byte, error) {
+	opts, err := json.Marshal(options)
+	if err != nil {
+		return nil, nil, fmt.Errorf("authn: begin passkey %s: %w", kind, err)
+	}
+	session, err := encodeSession(kind, sd)
+	if err != nil {
+		return nil, nil, err
+	}
+	return opts, session, nil
 }
 
 // BeginRegistration starts adding a passkey for u. options is the JSON
@@ -224,25 +250,15 @@ func (p *Passkeys) BeginRegistration(u *PasskeyUser) (options, session []byte, e
 	if err != nil {
 		return nil, nil, fmt.Errorf("authn: begin passkey registration for %q: %w", u.Name, err)
 	}
-	if options, err = json.Marshal(creation); err != nil {
-		return nil, nil, fmt.Errorf("authn: begin passkey registration: %w", err)
-	}
-	session, err = encodeSession(ceremonyRegister, sd)
-	return options, session, err
+	return begun(ceremonyRegister, creation, sd)
 }
 
 // FinishRegistration checks the browser's answer (the JSON of
 // credential.toJSON()) against session and returns the new credential to
 // store for u.
 func (p *Passkeys) FinishRegistration(u *PasskeyUser, session, response []byte) (*webauthn.Credential, error) {
-	sd, err := decodeSession(ceremonyRegister, session)
+	sd, err := openFinish(ceremonyRegister, u, session, response)
 	if err != nil {
-		return nil, err
-	}
-	if err := sameUser(sd, u); err != nil {
-		return nil, err
-	}
-	if err := checkResponse(response); err != nil {
 		return nil, err
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(response)
@@ -265,25 +281,15 @@ func (p *Passkeys) BeginLogin(u *PasskeyUser) (options, session []byte, err erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("authn: begin passkey login for %q: %w", u.Name, err)
 	}
-	if options, err = json.Marshal(assertion); err != nil {
-		return nil, nil, fmt.Errorf("authn: begin passkey login: %w", err)
-	}
-	session, err = encodeSession(ceremonyLogin, sd)
-	return options, session, err
+	return begun(ceremonyLogin, assertion, sd)
 }
 
 // FinishLogin checks the browser's answer against session and u's
 // passkeys. It returns the credential used, with its updated signature
 // counter and flags, which the caller stores back.
 func (p *Passkeys) FinishLogin(u *PasskeyUser, session, response []byte) (*webauthn.Credential, error) {
-	sd, err := decodeSession(ceremonyLogin, session)
+	sd, err := openFinish(ceremonyLogin, u, session, response)
 	if err != nil {
-		return nil, err
-	}
-	if err := sameUser(sd, u); err != nil {
-		return nil, err
-	}
-	if err := checkResponse(response); err != nil {
 		return nil, err
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(response)
@@ -307,22 +313,15 @@ func (p *Passkeys) BeginPasskeyLogin() (options, session []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("authn: begin passkey login: %w", err)
 	}
-	if options, err = json.Marshal(assertion); err != nil {
-		return nil, nil, fmt.Errorf("authn: begin passkey login: %w", err)
-	}
-	session, err = encodeSession(ceremonyPasskey, sd)
-	return options, session, err
+	return begun(ceremonyPasskey, assertion, sd)
 }
 
 // FinishPasskeyLogin checks a user-name-less login. lookup finds the
 // admin whose user handle the authenticator returned (an error or nil for
 // none); the answer is then checked against that admin's passkeys.
 func (p *Passkeys) FinishPasskeyLogin(lookup func(userHandle []byte) (*PasskeyUser, error), session, response []byte) (*PasskeyUser, *webauthn.Credential, error) {
-	sd, err := decodeSession(ceremonyPasskey, session)
+	sd, err := openFinish(ceremonyPasskey, nil, session, response)
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := checkResponse(response); err != nil {
 		return nil, nil, err
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(response)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests drive. Idempotent.
 set -euo pipefail
-pkgs=(sip-tester baresip-core tshark sox sipvicious stunnel4 openssl iproute2 util-linux)
+pkgs=(sip-tester baresip-core tshark sox sipvicious stunnel4 openssl iproute2 util-linux chromium libnss3-tools)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -28,6 +28,7 @@ import (
 	"github.com/veilig/veilig/internal/events"
 	"github.com/veilig/veilig/internal/media"
 	"github.com/veilig/veilig/internal/registrar"
+	"github.com/veilig/veilig/internal/retention"
 	"github.com/veilig/veilig/internal/service"
 	"github.com/veilig/veilig/internal/sipedge"
 	"github.com/veilig/veilig/internal/sipedge/sanity"
@@ -281,6 +282,9 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		Store: db, Key: key, Config: cfg, Events: bus, Changed: changes.Sync,
 		Explainer: grd.eng, Locator: reg, Conns: edge, Calls: calls, Log: log.With("component", "service"),
 	})
+	run("audit-checkpoints", func(ctx context.Context) error { return svc.RunCheckpoints(ctx, 10*time.Minute) })
+	purge := retention.New(db, bus, log.With("component", "retention"), retention.Options{Events: cfg.Events.Retention})
+	run("retention", purge.Run)
 	run("control", func(ctx context.Context) error {
 		return control.Serve(ctx, cfg.ControlSocketPath(), svc, log.With("component", "control"))
 	})

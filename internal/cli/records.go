@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -196,19 +197,69 @@ func runAuditLog(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&req.Action, "action", "", "only this action (extension.create), or a prefix ending in '.'")
 	fs.StringVar(&req.Target, "target", "", "only changes to this target")
 	fs.IntVar(&req.Limit, "limit", 50, "how many entries, newest first")
+	checkpoint := fs.String("checkpoint", "", "verify: a checkpoint `file` kept elsewhere (from `veilig auditlog checkpoint` or an audit.checkpoint event)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 1 || (len(pos) == 1 && pos[0] != "list") {
-		return errors.New("usage: veilig auditlog [list] [--actor A] [--action X] [--target T] [--limit N] [--json]")
+	sub := "list"
+	if len(pos) == 1 {
+		sub = pos[0]
+	}
+	if len(pos) > 1 || (sub != "list" && sub != "verify" && sub != "checkpoint") {
+		return errors.New("usage: veilig auditlog [list] [--actor A] [--action X] [--target T] [--limit N] [--json]\n       veilig auditlog verify [--checkpoint FILE]\n       veilig auditlog checkpoint")
+	}
+	var cpNote string
+	if *checkpoint != "" {
+		b, err := os.ReadFile(*checkpoint)
+		if err != nil {
+			return fmt.Errorf("--checkpoint: %w", err)
+		}
+		cpNote = string(b)
 	}
 	s, err := c.connect(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	switch sub {
+	case "verify":
+		res, err := service.OpAuditVerify.Call(ctx, s.caller, service.VerifyRequest{Checkpoint: cpNote})
+		if err != nil {
+			return explain(err)
+		}
+		if *asJSON {
+			if err := writeJSON(e, res); err != nil {
+				return err
+			}
+		}
+		if !res.OK {
+			if res.FirstBad > 0 {
+				return fmt.Errorf("audit log FAILED verification at entry %d: %s (%s)", res.FirstBad, res.Problem, res.Detail)
+			}
+			return fmt.Errorf("audit log FAILED verification: %s (%s)", res.Problem, res.Detail)
+		}
+		if !*asJSON {
+			what := "hash chain intact"
+			if cpNote != "" {
+				what += " and consistent with the checkpoint"
+			}
+			fmt.Fprintf(e.stdout, "Audit log OK: %d entries, %s; head %s.\n", res.Entries, what, res.Head)
+		}
+		return nil
+	case "checkpoint":
+		cp, err := service.OpAuditCheckpoint.Call(ctx, s.caller, struct{}{})
+		if err != nil {
+			return explain(err)
+		}
+		if *asJSON {
+			return writeJSON(e, cp)
+		}
+		fmt.Fprint(e.stdout, cp.Note)
+		fmt.Fprintf(e.stderr, "(%d entries; verifier key %s. Keep this note off the machine, then: veilig auditlog verify --checkpoint FILE)\n", cp.Entries, cp.VerifierKey)
+		return nil
+	}
 	es, err := service.OpAudit.Call(ctx, s.caller, req)
 	if err != nil {
 		return explain(err)

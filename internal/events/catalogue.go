@@ -147,5 +147,8 @@ var (
 // Management.
 var (
 	AdminChange = define("admin.change", Info, "A management change (CLI, API, panel or system), also kept in the audit log.",
-		f("action", "e.g. extension.create"), f("target", "what changed"), f("actor", "who"), f("channel", "cli, api, panel or system"))
+		f("action", "e.g. extension.create"), f("target", "what changed"), f("actor", "who"), f("channel", "cli, api, panel or system"),
+		f("audit_seq", "the audit log entry"))
+	AuditCheckpoint = define("audit.checkpoint", Info, "A signed checkpoint of the audit log (count and head hash); keep it elsewhere to detect a deleted tail.",
+		f("entries", "entries in the log"), f("note", "the signed note (veilig auditlog verify --checkpoint)"), f("verifier_key", "the public key that checks it"))
 )

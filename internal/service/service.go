@@ -146,8 +146,7 @@ func (s *Service) auditEntry(head store.AuditEntry, a Actor, action, target stri
 	if e.After, err = encodeState(after); err != nil {
 		return store.AuditEntry{}, err
 	}
-	e.Hash = ChainHash(e)
-	return e, nil
+	return chain(head, e)
 }
 
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
@@ -173,28 +172,4 @@ func (s *Service) redact(secret []byte) string {
 	m := hmac.New(sha256.New, s.auditKey)
 	m.Write(secret)
 	return "hmac-sha256:" + hex.EncodeToString(m.Sum(nil)[:16])
-}
-
-// ChainHash is the hash of an audit entry: SHA-256 over every field and
-// the previous entry's hash, each length-prefixed so no two entries
-// encode alike.
-func ChainHash(e store.AuditEntry) string {
-	h := sha256.New()
-	put := func(s string) {
-		var n [8]byte
-		l := uint64(len(s))
-		for i := 7; i >= 0; i-- {
-			n[i] = byte(l)
-			l >>= 8
-		}
-		h.Write(n[:])
-		h.Write([]byte(s))
-	}
-	put("veilig-audit-v1")
-	put(itoa64(e.Seq))
-	put(e.Time.UTC().Format(time.RFC3339Nano))
-	for _, f := range []string{e.Actor, e.Role, e.Channel, e.Source, e.Action, e.Target, e.Before, e.After, e.PrevHash} {
-		put(f)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"net/netip"
@@ -30,6 +31,21 @@ type fixture struct {
 	owner  service.Caller
 	events *recorder
 	synced int
+	path   string
+}
+
+// exec runs SQL on the database file behind the store, as an attacker
+// with the file would.
+func (f *fixture) exec(q string) {
+	f.t.Helper()
+	db, err := sql.Open("sqlite", f.path)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(q); err != nil {
+		f.t.Fatalf("%s: %v", q, err)
+	}
 }
 
 type recorder struct {
@@ -48,7 +64,8 @@ func (f *fixture) as(a service.Actor) service.Caller { return service.Local{S: f
 
 func newFixture(t *testing.T, live ...func(*service.Deps)) *fixture {
 	t.Helper()
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "veilig.db"))
+	path := filepath.Join(t.TempDir(), "veilig.db")
+	st, err := sqlite.Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +77,7 @@ func newFixture(t *testing.T, live ...func(*service.Deps)) *fixture {
 	}
 	cfg := config.Default()
 	cfg.SIP.Domain = "pbx.test"
-	f := &fixture{t: t, st: st, events: &recorder{}}
+	f := &fixture{t: t, st: st, events: &recorder{}, path: path}
 	d := service.Deps{Store: st, Key: key, Config: &cfg, Events: f.events, Changed: func(context.Context) { f.synced++ }}
 	for _, l := range live {
 		l(&d)
@@ -109,7 +126,7 @@ func TestAddExtensionGeneratesSecretAndAudits(t *testing.T) {
 	}
 	a := as[0]
 	if a.Action != "extension.create" || a.Target != "1001" || a.Actor != "root" || a.Channel != "cli" || a.Role != "owner" ||
-		a.Source != "unix:uid=0" || a.Before != "" || a.Seq != 1 || a.PrevHash != "" || a.Hash != service.ChainHash(a) {
+		a.Source != "unix:uid=0" || a.Before != "" || a.Seq != 1 || a.PrevHash != strings.Repeat("0", 64) || a.Hash == "" || len(a.Hash) != 64 {
 		t.Errorf("audit entry = %+v", a)
 	}
 	if strings.Contains(a.After, res.Secret) || !strings.Contains(a.After, `"secret":"hmac-sha256:`) {
@@ -448,5 +465,67 @@ func TestLiveParts(t *testing.T) {
 	why, _ := service.OpWhy.Call(ctx, f.owner, service.WhyRequest{Addr: "192.0.2.1"})
 	if !why.Live || len(why.Reasons) != 1 {
 		t.Errorf("why with a live engine = %+v", why)
+	}
+}
+
+func TestAuditVerifyDetectsTampering(t *testing.T) {
+	for _, tc := range []struct {
+		name, sql string
+		bad       int64
+	}{
+		{"edit", `UPDATE audit_log SET target = '6666' WHERE seq = 3`, 3},
+		{"delete one", `DELETE FROM audit_log WHERE seq = 2`, 2},
+		{"reorder", `UPDATE audit_log SET seq = -2 WHERE seq = 2; UPDATE audit_log SET seq = 2 WHERE seq = 3; UPDATE audit_log SET seq = 3 WHERE seq = -2`, 2},
+		{"insert", `INSERT INTO audit_log SELECT 99, time, 'mallory', role, channel, source, action, target, before, after, prev_hash, hash FROM audit_log WHERE seq = 4; UPDATE audit_log SET seq = seq + 1000 WHERE seq >= 3; UPDATE audit_log SET seq = 3 WHERE seq = 99; UPDATE audit_log SET seq = seq - 999 WHERE seq > 1000`, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := t.Context()
+			for _, n := range []string{"1", "2", "3", "4", "5"} {
+				if _, err := service.OpAddExtension.Call(ctx, f.owner, service.AddExtensionRequest{Number: n}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ok, err := service.OpAuditVerify.Call(ctx, f.owner, service.VerifyRequest{})
+			if err != nil || !ok.OK || ok.Entries != 5 {
+				t.Fatalf("intact log: %+v, %v", ok, err)
+			}
+			f.exec(tc.sql)
+			res, err := service.OpAuditVerify.Call(ctx, f.owner, service.VerifyRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.OK || res.FirstBad != tc.bad {
+				t.Errorf("after %s: %+v, want a failure naming entry %d", tc.name, res, tc.bad)
+			}
+		})
+	}
+}
+
+func TestAuditCheckpointRevealsDeletedTail(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	for i := range 12 {
+		if _, err := service.OpAddExtension.Call(ctx, f.owner, service.AddExtensionRequest{Number: strings.Repeat("1", i+1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, err := service.OpAuditCheckpoint.Call(ctx, f.owner, struct{}{})
+	if err != nil || cp.Entries != 12 || !strings.Contains(cp.Note, "veilig/auditlog/v1") {
+		t.Fatalf("checkpoint = %+v, %v", cp, err)
+	}
+	f.exec(`DELETE FROM audit_log WHERE seq > 2`)
+	plain, _ := service.OpAuditVerify.Call(ctx, f.owner, service.VerifyRequest{})
+	if !plain.OK {
+		t.Errorf("a cleanly cut tail verifies as a chain (%+v); only the checkpoint reveals it", plain)
+	}
+	res, _ := service.OpAuditVerify.Call(ctx, f.owner, service.VerifyRequest{Checkpoint: cp.Note})
+	if res.OK || res.Problem == "" {
+		t.Errorf("deleted tail with the checkpoint: %+v, want a failure", res)
+	}
+	forged := strings.Replace(cp.Note, "\n12\n", "\n2\n", 1)
+	res, _ = service.OpAuditVerify.Call(ctx, f.owner, service.VerifyRequest{Checkpoint: forged})
+	if res.OK || res.Problem != "checkpoint" {
+		t.Errorf("forged checkpoint: %+v, want it refused", res)
 	}
 }

@@ -100,8 +100,9 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		debug.SetMemoryLimit(1 << 30)
 	}
 
+	// Each weakening setting is said once, where a person starting the
+	// server reads (stdout, which journald keeps too).
 	for _, w := range cfg.Warnings() {
-		log.Warn("insecure setting", "warning", w)
 		fmt.Fprintf(out, "WARNING: %s\n", w)
 	}
 	db, key, err := OpenData(ctx, cfg, true)

@@ -24,10 +24,30 @@ type sectionWarner interface {
 	warn(prefix string) []string
 }
 
-// Warnings lists every setting that is allowed but weakens security, in a
-// stable order, for the start-up log and the audit. Every insecure_ key
-// that is set is listed, whether or not its section knows about it.
+// Warnings lists the settings worth a warning at start: those of
+// Findings that the embedded defaults do not already have. A default that
+// is a reasoned compromise (MD5 for phones that speak nothing else) is
+// reported by the audit instead: a warning that every start prints is one
+// nobody reads.
 func (c *Config) Warnings() []string {
+	def := Default()
+	known := map[string]bool{}
+	for _, f := range def.Findings() {
+		known[f] = true
+	}
+	var out []string
+	for _, f := range c.Findings() {
+		if !known[f] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Findings lists every setting that is allowed but weakens security, in a
+// stable order, for the audit. Every insecure_ key that is set is listed,
+// whether or not its section knows about it.
+func (c *Config) Findings() []string {
 	var out []string
 	for _, k := range keyTable() {
 		leaf := k.name[strings.LastIndex(k.name, ".")+1:]

@@ -45,7 +45,7 @@ func Open(ctx context.Context, cfg *config.Config) (*sqlite.DB, *datakey.Key, er
 	if err := ensureDataDir(cfg.DataDir); err != nil {
 		return nil, nil, err
 	}
-	key, err := datakey.LoadOrCreate(cfg.DataKeyPath())
+	key, _, err := LoadDataKey(cfg)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -3,6 +3,7 @@ module github.com/veilig/veilig
 go 1.26.8
 
 require (
+	filippo.io/age v1.3.2
 	github.com/emiago/sipgo v1.7.3
 	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/nyaruka/phonenumbers v1.8.1
@@ -19,7 +20,6 @@ require (
 )
 
 require (
-	filippo.io/age v1.3.2 // indirect
 	filippo.io/hpke v0.4.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

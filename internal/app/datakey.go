@@ -116,3 +116,19 @@ func refuseSecondKey(cfg *config.Config, src KeySource, key *datakey.Key) error 
 	return fmt.Errorf("the data key is read from %s (%s), but the data directory holds another key (%s): "+
 		"find out which one opens this data (veilig backup and restore name the key id), keep that one only", src.Path, src.From, inside)
 }
+
+// DataKeyID returns the fingerprint of the data directory's key without
+// creating a key, and without reading it when the directory recorded its
+// id: a backup without the key must work where only the service can read
+// the key (a systemd credential).
+func DataKeyID(cfg *config.Config) (string, KeySource, error) {
+	src := DataKeySource(cfg)
+	if id, err := datakey.ReadID(cfg.DataKeyIDPath()); err == nil {
+		return id, src, nil
+	}
+	k, err := datakey.Load(src.Path)
+	if err != nil {
+		return "", src, fmt.Errorf("the data key's id is not recorded (%s) and the key cannot be read: %w", cfg.DataKeyIDPath(), err)
+	}
+	return k.ID(), src, nil
+}

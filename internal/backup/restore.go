@@ -63,10 +63,19 @@ const maxManifest = 1 << 20
 // in the data directory changes until the whole backup has been read,
 // checked against its manifest, opened by the store and matched with its
 // data key.
-func Restore(ctx context.Context, r io.Reader, o RestoreOptions) (Restored, error) {
-	existing, err := prepareTarget(o.DataDir, o.Force)
+func Restore(ctx context.Context, r io.Reader, o RestoreOptions) (res Restored, err error) {
+	existing, created, err := prepareTarget(o.DataDir, o.Force)
 	if err != nil {
 		return Restored{}, err
+	}
+	if created {
+		// A failed restore leaves no empty data directory behind, which a
+		// later command could mistake for the server's.
+		defer func() {
+			if err != nil {
+				os.Remove(o.DataDir)
+			}
+		}()
 	}
 	plain, err := decrypt(r, o.Identities)
 	if err != nil {
@@ -90,7 +99,7 @@ func Restore(ctx context.Context, r io.Reader, o RestoreOptions) (Restored, erro
 		return Restored{}, err
 	}
 
-	res := Restored{Manifest: m, KeyPath: keyPath}
+	res = Restored{Manifest: m, KeyPath: keyPath}
 	if len(existing) > 0 {
 		res.Replaced = filepath.Join(o.DataDir, "replaced-"+o.Now.Format("20060102-150405"))
 		if err := moveAside(o.DataDir, res.Replaced); err != nil {
@@ -122,21 +131,20 @@ func Restore(ctx context.Context, r io.Reader, o RestoreOptions) (Restored, erro
 
 // prepareTarget creates the data directory (0700) or, when it exists,
 // lists what is in it; something in it needs force.
-func prepareTarget(dir string, force bool) ([]string, error) {
+func prepareTarget(dir string, force bool) (names []string, created bool, err error) {
 	if dir == "" {
-		return nil, errors.New("restore: no data directory given")
+		return nil, false, errors.New("restore: no data directory given")
 	}
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("restore: %w", err)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return nil, false, fmt.Errorf("restore: %w", err)
 		}
-		return nil, nil
+		return nil, true, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("restore: %w", err)
+		return nil, false, fmt.Errorf("restore: %w", err)
 	}
-	var names []string
 	for _, e := range ents {
 		if !strings.HasPrefix(e.Name(), ".restore-") && !strings.HasPrefix(e.Name(), ".backup-") {
 			names = append(names, e.Name())
@@ -144,10 +152,10 @@ func prepareTarget(dir string, force bool) ([]string, error) {
 	}
 	if len(names) > 0 && !force {
 		shown := names[:min(len(names), 5)]
-		return nil, fmt.Errorf("restore: %w: %s holds %s; restore into a new directory, or give --force "+
+		return nil, false, fmt.Errorf("%w: %s holds %s; restore into a new directory, or give --force "+
 			"to move what the backup replaces into %s/replaced-<time>", ErrNotEmpty, dir, strings.Join(shown, ", "), dir)
 	}
-	return names, nil
+	return names, false, nil
 }
 
 // decrypt opens the age layer and explains a failure in terms of what the
@@ -157,10 +165,10 @@ func decrypt(r io.Reader, ids []age.Identity) (io.Reader, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(64 << 10)
 	if !bytes.HasPrefix(head, []byte("age-encryption.org/v1\n")) {
-		return nil, fmt.Errorf("restore: %w: the file is not age-encrypted (a backup starts with \"age-encryption.org/v1\")", ErrFormat)
+		return nil, fmt.Errorf("%w: the file is not age-encrypted (a backup starts with \"age-encryption.org/v1\")", ErrFormat)
 	}
 	if len(ids) == 0 {
-		return nil, fmt.Errorf("restore: %w: no passphrase or identity given", ErrDecrypt)
+		return nil, fmt.Errorf("%w: no passphrase or identity given", ErrDecrypt)
 	}
 	toPassphrase := bytes.Contains(head, []byte("\n-> scrypt "))
 	_, gavePassphrase := ids[0].(*age.ScryptIdentity)
@@ -170,17 +178,17 @@ func decrypt(r io.Reader, ids []age.Identity) (io.Reader, error) {
 	}
 	var noMatch *age.NoIdentityMatchError
 	if !errors.As(err, &noMatch) {
-		return nil, fmt.Errorf("restore: %w: %v", ErrFormat, err)
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
 	}
 	switch {
 	case toPassphrase && gavePassphrase:
-		return nil, fmt.Errorf("restore: %w: wrong passphrase", ErrDecrypt)
+		return nil, fmt.Errorf("%w: wrong passphrase", ErrDecrypt)
 	case toPassphrase:
-		return nil, fmt.Errorf("restore: %w: the backup is encrypted to a passphrase; give --passphrase-file FILE or type the passphrase", ErrDecrypt)
+		return nil, fmt.Errorf("%w: the backup is encrypted to a passphrase; give --passphrase-file FILE or type the passphrase", ErrDecrypt)
 	case gavePassphrase:
-		return nil, fmt.Errorf("restore: %w: the backup is encrypted to an age recipient, not a passphrase; give --identity FILE with the recipient's secret key", ErrDecrypt)
+		return nil, fmt.Errorf("%w: the backup is encrypted to an age recipient, not a passphrase; give --identity FILE with the recipient's secret key", ErrDecrypt)
 	default:
-		return nil, fmt.Errorf("restore: %w: none of the given identities is a recipient of this backup", ErrDecrypt)
+		return nil, fmt.Errorf("%w: none of the given identities is a recipient of this backup", ErrDecrypt)
 	}
 }
 
@@ -189,7 +197,7 @@ func decrypt(r io.Reader, ids []age.Identity) (io.Reader, error) {
 // size and SHA-256 recorded.
 func extract(plain io.Reader, stage string) (Manifest, error) {
 	damaged := func(format string, args ...any) error {
-		return fmt.Errorf("restore: %w: %s", ErrFormat, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: %s", ErrFormat, fmt.Sprintf(format, args...))
 	}
 	zr, err := gzip.NewReader(plain)
 	if err != nil {
@@ -270,10 +278,10 @@ func writeStaged(stage string, hdr *tar.Header, r io.Reader, e Entry) error {
 	h := sha256.New()
 	_, cerr := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, e.Size))
 	if err := errors.Join(cerr, f.Sync(), f.Close()); err != nil {
-		return fmt.Errorf("restore: %w: %s: %v (the file may be truncated or tampered with)", ErrFormat, hdr.Name, err)
+		return fmt.Errorf("%w: %s: %v (the file may be truncated or tampered with)", ErrFormat, hdr.Name, err)
 	}
 	if hex.EncodeToString(h.Sum(nil)) != e.SHA256 {
-		return fmt.Errorf("restore: %w: %s does not match its checksum in the manifest", ErrFormat, hdr.Name)
+		return fmt.Errorf("%w: %s does not match its checksum in the manifest", ErrFormat, hdr.Name)
 	}
 	return nil
 }
@@ -286,23 +294,23 @@ func matchKey(m Manifest, stage string, o RestoreOptions) (string, error) {
 	if _, err := os.Stat(inBackup); err == nil {
 		k, err := datakey.Load(inBackup)
 		if err != nil {
-			return "", fmt.Errorf("restore: %w: %v", ErrFormat, err)
+			return "", fmt.Errorf("%w: %v", ErrFormat, err)
 		}
 		if k.ID() != m.DataKeyID {
-			return "", fmt.Errorf("restore: %w: its data key is %s, its manifest names %s", ErrFormat, k.ID(), m.DataKeyID)
+			return "", fmt.Errorf("%w: its data key is %s, its manifest names %s", ErrFormat, k.ID(), m.DataKeyID)
 		}
 		fromBackup = k
 	}
 	if o.KeyFile == "" {
 		if fromBackup == nil {
-			return "", fmt.Errorf("restore: %w: the backup was taken without its data key (id %s); "+
+			return "", fmt.Errorf("%w: the backup was taken without its data key (id %s); "+
 				"give --data-key-file FILE with that key (or set data_key_file)", ErrNoKey, m.DataKeyID)
 		}
 		return filepath.Join(o.DataDir, keyName), nil
 	}
 	k, err := datakey.Load(o.KeyFile)
 	if errors.Is(err, fs.ErrNotExist) && fromBackup != nil {
-		return "", fmt.Errorf("restore: the data key file %s does not exist, but the backup holds the key: "+
+		return "", fmt.Errorf("the data key file %s does not exist, but the backup holds the key: "+
 			"restore without --data-key-file (and without data_key_file) to put it into the data directory, "+
 			"then move it out: %w", o.KeyFile, err)
 	}
@@ -310,7 +318,7 @@ func matchKey(m Manifest, stage string, o RestoreOptions) (string, error) {
 		return "", fmt.Errorf("restore: %w", err)
 	}
 	if k.ID() != m.DataKeyID {
-		return "", fmt.Errorf("restore: %w: %s holds key %s, the backup's secrets are sealed with key %s",
+		return "", fmt.Errorf("%w: %s holds key %s, the backup's secrets are sealed with key %s",
 			datakey.ErrWrongKey, o.KeyFile, k.ID(), m.DataKeyID)
 	}
 	return o.KeyFile, nil
@@ -321,11 +329,11 @@ func matchKey(m Manifest, stage string, o RestoreOptions) (string, error) {
 func verifyStore(ctx context.Context, path string) error {
 	db, err := sqlite.Open(ctx, path)
 	if err != nil {
-		return fmt.Errorf("restore: the backed-up store does not open: %w", err)
+		return fmt.Errorf("the backed-up store does not open: %w", err)
 	}
 	cerr := db.Check(ctx)
 	if err := errors.Join(cerr, db.Close()); err != nil {
-		return fmt.Errorf("restore: the backed-up store: %w", err)
+		return fmt.Errorf("the backed-up store: %w", err)
 	}
 	for _, suffix := range []string{"-wal", "-shm"} {
 		if err := os.Remove(path + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -40,6 +40,8 @@ func commands() []command {
 		{"why", "explain everything that refuses a source or extension", runWhy},
 		{"calls", "list call records", runCalls},
 		{"events", "list security events", runEvents},
+		{"backup", "write an encrypted backup of the store (with --with-key, also the data key)", runBackup},
+		{"restore", "restore a backup into a data directory", runRestore},
 		{"version", "print the version", runVersion},
 	}
 }

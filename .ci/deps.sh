@@ -2,8 +2,8 @@
 # Installs the real peers the tests drive. Idempotent.
 set -euo pipefail
 # age: the backup tests decrypt with the standard tool; systemd: systemd-analyze
-# checks the shipped unit; dpkg-dev: dpkg-deb lists the built package.
-pkgs=(sip-tester baresip-core tshark sox sipvicious stunnel4 openssl iproute2 util-linux age systemd dpkg-dev)
+# checks the shipped unit; dpkg: dpkg-deb lists the built package.
+pkgs=(sip-tester baresip-core tshark sox sipvicious stunnel4 openssl iproute2 util-linux age systemd dpkg)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/veilig
 
-.PHONY: build run test unit e2e vet bench-peers deps
+.PHONY: build run test unit e2e vet bench-peers deps install uninstall deb
 
 build:
 	$(GO) build -o $(BIN) ./cmd/veilig
@@ -29,3 +29,44 @@ deps:
 # Kamailio vs Veilig under the same sipp load (see bench/README.md).
 bench-peers: build
 	bash bench/peers.sh
+
+# ---- production install (see README, "Production install") ----
+# make install [PREFIX=/usr/local] [DESTDIR=/staging/root]: the binary, the
+# systemd unit (ExecStart pointed at BINDIR), the sysusers.d entry for the
+# veilig user, and /etc/veilig/veilig.yaml unless one is already there.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DOCDIR ?= $(PREFIX)/share/doc/veilig
+SYSCONFDIR ?= /etc
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/veilig
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/veilig
+	sed 's|/usr/bin/veilig|$(BINDIR)/veilig|g' packaging/veilig.service > $(DESTDIR)$(UNITDIR)/veilig.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/veilig.service
+	install -m 0644 packaging/veilig.sysusers $(DESTDIR)$(SYSUSERSDIR)/veilig.conf
+	install -m 0644 README.md docs/softphones.md $(DESTDIR)$(DOCDIR)/
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/veilig/veilig.yaml ]; then \
+		echo "kept the existing $(DESTDIR)$(SYSCONFDIR)/veilig/veilig.yaml"; \
+	else \
+		install -m 0644 packaging/veilig.yaml $(DESTDIR)$(SYSCONFDIR)/veilig/veilig.yaml; \
+	fi
+
+# Removes what install put there except /etc/veilig and /var/lib/veilig
+# (configuration, extensions, records and keys stay).
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/veilig $(DESTDIR)$(UNITDIR)/veilig.service $(DESTDIR)$(SYSUSERSDIR)/veilig.conf
+	rm -rf $(DESTDIR)$(DOCDIR)
+
+# make deb: out/veilig_<version>_<arch>.deb, built by nfpm (pinned; go run
+# fetches it through the Go module proxy on first use).
+NFPM ?= github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
+VERSION ?= $(shell sed -n 's/^var Version = "\(.*\)"/\1/p' internal/app/app.go)
+GOARCH ?= $(shell $(GO) env GOARCH)
+
+deb:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X github.com/veilig/veilig/internal/app.Version=$(VERSION)" -o $(BIN) ./cmd/veilig
+	mkdir -p out
+	VEILIG_VERSION=$(VERSION) GOARCH=$(GOARCH) $(GO) run $(NFPM) package --config packaging/nfpm.yaml --packager deb --target out/

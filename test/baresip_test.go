@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +17,8 @@ import (
 	"time"
 )
 
-// phoneConfig is one baresip softphone (recipe: shared/peers/baresip.md).
+// phoneConfig is one baresip softphone, configured as docs/softphones.md
+// says (recipe first found in shared/peers/baresip.md).
 type phoneConfig struct {
 	name        string // label, also the config dir name
 	ext, secret string
@@ -25,6 +27,11 @@ type phoneConfig struct {
 	audioSource string // e.g. "ausine,1000" or "aufile,/path/tone.wav"
 	autoAnswer  bool
 	rtpLo       int // rtp_ports rtpLo..rtpLo+19
+	// caFile replaces the server's CA certificate as sip_cafile.
+	caFile string
+	// account names the guide's account block ("baresip-account" unless
+	// set) and proxyToken the part of it that proxy replaces ("HOST:5061").
+	account, proxyToken string
 }
 
 // phone is a running baresip controlled over ctrl_tcp.
@@ -50,8 +57,8 @@ func startPhone(t *testing.T, srv *server, cfg phoneConfig) *phone {
 	}
 	sipPort := freePortPair(t, cfg.ip)
 	ctrlPort := freePort(t, "tcp", cfg.ip)
-	writeFile(t, filepath.Join(dir, "config"), baresipConfig(srv, cfg, sipPort, ctrlPort, ph.recDir))
-	writeFile(t, filepath.Join(dir, "accounts"), baresipAccount(cfg)+"\n")
+	writeFile(t, filepath.Join(dir, "config"), baresipConfig(t, srv, cfg, sipPort, ctrlPort, ph.recDir))
+	writeFile(t, filepath.Join(dir, "accounts"), baresipAccount(t, cfg)+"\n")
 	writeFile(t, filepath.Join(dir, "contacts"), "")
 	ph.proc = startProc(t, procSpec{
 		name:    "baresip-" + cfg.name,
@@ -71,58 +78,105 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-// baresipConfig renders the config file (headless: null audio player,
-// ausine/aufile source, sndfile recording, srtp, ctrl_tcp).
-func baresipConfig(srv *server, cfg phoneConfig, sipPort, ctrlPort int, recDir string) string {
-	lines := [][2]string{
-		{"poll_method", "epoll"},
-		{"sip_listen", hostPort(cfg.ip, sipPort)},
-		{"sip_cafile", srv.caFile},
-		{"call_local_timeout", "120"},
-		{"call_max_calls", "4"},
-		{"audio_player", "alsa,null"},
-		{"audio_alert", "alsa,null"},
-		{"audio_source", cfg.audioSource},
-		{"ausrc_srate", "48000"},
-		{"ausrc_channels", "2"},
-		{"audio_level", "no"},
-		{"ausrc_format", "s16"},
-		{"auplay_format", "s16"},
-		{"auenc_format", "s16"},
-		{"audec_format", "s16"},
-		{"audio_buffer", "20-160"},
-		{"rtp_ports", fmt.Sprintf("%d-%d", cfg.rtpLo, cfg.rtpLo+phoneRTPPorts-1)},
-		{"rtcp_mux", "no"},
-		{"jitter_buffer_delay", "5-10"},
-		{"rtp_stats", "yes"},
-		{"net_interface", cfg.ip},
-		{"module_path", "/usr/lib/baresip/modules"},
-		{"module", "g711.so"},
-		{"module", "alsa.so"},
-		{"module", "ausine.so"},
-		{"module", "aufile.so"},
-		{"module", "sndfile.so"},
-		{"module", "srtp.so"},
-		{"module_tmp", "uuid.so"},
-		{"module_tmp", "account.so"},
-		{"module_app", "menu.so"},
-		{"module_app", "ctrl_tcp.so"},
-		{"ctrl_tcp_listen", hostPort(cfg.ip, ctrlPort)},
-		{"snd_path", recDir},
-		{"statmode_default", "off"},
+// softphoneGuide is the user documentation the baresip config comes from:
+// the tests run exactly its documented lines.
+const softphoneGuide = "../docs/softphones.md"
+
+// docBlock returns the lines of the fenced block that follows the marker
+// comment <!-- name: ... --> in the softphone guide.
+func docBlock(t *testing.T, name string) []string {
+	t.Helper()
+	b, err := os.ReadFile(softphoneGuide)
+	if err != nil {
+		t.Fatalf("read the softphone guide: %v", err)
+	}
+	doc := string(b)
+	start := strings.Index(doc, "<!-- "+name+":")
+	end := strings.Index(doc, "<!-- /"+name+" -->")
+	if start < 0 || end < start {
+		t.Fatalf("%s has no <!-- %s: --> ... <!-- /%s --> block", softphoneGuide, name, name)
+	}
+	var lines []string
+	for _, l := range strings.Split(doc[start:end], "\n")[1:] {
+		// Blocks may sit indented in a list item.
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "```") || l == "" {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	return lines
+}
+
+// baresipFilled are the documented keys the guide tells the reader to fill
+// in; every other documented line is used as written.
+var baresipFilled = []string{"sip_listen", "sip_cafile", "audio_source"}
+
+// baresipConfig renders the config file: the guide's headless config with
+// its three fill-in values, then what the harness adds (this phone's
+// address and RTP ports, recording, ctrl_tcp), each of which the guide
+// describes as an optional addition. An addition may not change a
+// documented setting.
+func baresipConfig(t *testing.T, srv *server, cfg phoneConfig, sipPort, ctrlPort int, recDir string) string {
+	t.Helper()
+	fill := map[string]string{
+		"sip_listen":   hostPort(cfg.ip, sipPort),
+		"sip_cafile":   cmp.Or(cfg.caFile, srv.caFile),
+		"audio_source": cfg.audioSource,
 	}
 	var b strings.Builder
-	for _, l := range lines {
+	documented := map[string]bool{}
+	for _, l := range docBlock(t, "baresip-config") {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			t.Fatalf("%s: baresip config line %q is not 'key value'", softphoneGuide, l)
+		}
+		key := f[0]
+		documented[key] = true
+		if v, ok := fill[key]; ok {
+			fmt.Fprintf(&b, "%s\t\t%s\n", key, v)
+			delete(fill, key)
+			continue
+		}
+		b.WriteString(l + "\n")
+	}
+	if len(fill) > 0 {
+		t.Fatalf("%s: the baresip config block lacks the keys the guide says to fill in: %v", softphoneGuide, fill)
+	}
+	harness := [][2]string{
+		{"rtp_ports", fmt.Sprintf("%d-%d", cfg.rtpLo, cfg.rtpLo+phoneRTPPorts-1)},
+		{"net_interface", cfg.ip},
+		{"module", "sndfile.so"},
+		{"snd_path", recDir},
+		{"module_app", "ctrl_tcp.so"},
+		{"ctrl_tcp_listen", hostPort(cfg.ip, ctrlPort)},
+	}
+	for _, l := range harness {
+		if documented[l[0]] && !strings.HasPrefix(l[0], "module") {
+			t.Fatalf("the harness would override the documented baresip setting %s", l[0])
+		}
 		fmt.Fprintf(&b, "%s\t\t%s\n", l[0], l[1])
 	}
 	return b.String()
 }
 
-// baresipAccount renders the accounts line: SIP/TLS to the server, digest
-// secret, mandatory SRTP.
-func baresipAccount(cfg phoneConfig) string {
-	line := fmt.Sprintf("<sip:%s@%s;transport=tls>;auth_pass=%s;regint=60;mediaenc=srtp-mand",
-		cfg.ext, cfg.proxy, cfg.secret)
+// baresipAccount renders the guide's accounts line for this phone: SIP/TLS
+// to the server, digest secret, mandatory SRTP (plus auto-answer, which the
+// guide offers as an addition).
+func baresipAccount(t *testing.T, cfg phoneConfig) string {
+	t.Helper()
+	block, proxy := cmp.Or(cfg.account, "baresip-account"), cmp.Or(cfg.proxyToken, "HOST:5061")
+	lines := docBlock(t, block)
+	if len(lines) != 1 {
+		t.Fatalf("%s: the baresip account block has %d lines, want 1", softphoneGuide, len(lines))
+	}
+	line := strings.TrimSpace(lines[0])
+	for _, token := range []string{"NUMBER", proxy, "SECRET"} {
+		if !strings.Contains(line, token) {
+			t.Fatalf("%s: the baresip account line %q has no %s", softphoneGuide, line, token)
+		}
+	}
+	line = strings.NewReplacer("NUMBER", cfg.ext, proxy, cfg.proxy, "SECRET", cfg.secret).Replace(line)
 	if cfg.autoAnswer {
 		line += ";answermode=auto"
 	}

@@ -48,16 +48,16 @@ var Version = "0.1.0-dev"
 // directory, database and key on first use (serve); without, they must
 // exist (management commands never create a second, empty installation).
 func OpenData(ctx context.Context, cfg *config.Config, create bool) (store.Store, *datakey.Key, error) {
-	var key *datakey.Key
-	var err error
 	if create {
 		if err := ensureDataDir(cfg.DataDir); err != nil {
 			return nil, nil, err
 		}
-		key, err = datakey.LoadOrCreate(cfg.DataKeyPath())
-	} else {
-		key, err = datakey.Load(cfg.DataKeyPath())
+	} else if src := DataKeySource(cfg); !src.External() {
+		if _, err := os.Stat(src.Path); err != nil {
+			return nil, nil, fmt.Errorf("data key %s: %w (a management command never makes a new key; is this the server's data directory?)", src.Path, err)
+		}
 	}
+	key, _, err := LoadDataKey(cfg)
 	if err != nil {
 		return nil, nil, err
 	}

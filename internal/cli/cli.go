@@ -43,6 +43,8 @@ func commands() []command {
 		{"calls", "list call records (--live: calls in progress; hangup ID)", runCalls},
 		{"events", "list security events (kinds: the event catalogue)", runEvents},
 		{"auditlog", "list the audit log of management changes", runAuditLog},
+		{"backup", "write an encrypted backup of the store (with --with-key, also the data key)", runBackup},
+		{"restore", "restore a backup into a data directory", runRestore},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -16,6 +16,12 @@ type Config struct {
 	// events.log_file says otherwise, the event log.
 	DataDir string `yaml:"data_dir"`
 
+	// DataKeyFile, when set, is where the data key is read from instead of
+	// <data_dir>/data.key, so that a copy of the data directory holds no
+	// key to open its secrets. Veilig never creates this file: a new key
+	// would not open the secrets already sealed with the old one.
+	DataKeyFile string `yaml:"data_key_file"`
+
 	Log     Log     `yaml:"log"`
 	SIP     SIP     `yaml:"sip"`
 	TLS     TLS     `yaml:"tls"`

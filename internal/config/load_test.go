@@ -15,7 +15,7 @@ import (
 // files depend on them, so renaming one must be a deliberate act.
 func TestKeysContract(t *testing.T) {
 	want := []string{
-		"data_dir",
+		"data_dir", "data_key_file",
 		"log.level", "log.format",
 		"sip.domain", "sip.tls_listen", "sip.tcp_listen", "sip.udp_listen", "sip.advertise_host",
 		"sip.user_agent", "sip.min_expires", "sip.max_expires", "sip.default_expires",

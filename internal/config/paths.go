@@ -21,8 +21,23 @@ func (c *Config) EventsLogPath() string {
 // DBPath is the embedded SQLite database.
 func (c *Config) DBPath() string { return filepath.Join(c.DataDir, "veilig.db") }
 
-// DataKeyPath is the key that seals secrets (HA1 values) in the store.
-func (c *Config) DataKeyPath() string { return filepath.Join(c.DataDir, "data.key") }
+// DataKeyPath is the key that seals secrets (HA1 values) in the store:
+// data_key_file when set, otherwise <data_dir>/data.key.
+func (c *Config) DataKeyPath() string {
+	if c.DataKeyFile != "" {
+		return c.DataKeyFile
+	}
+	return c.DataDirKeyPath()
+}
+
+// DataDirKeyPath is where the data key lives when it is kept in the data
+// directory (no data_key_file, no systemd credential).
+func (c *Config) DataDirKeyPath() string { return filepath.Join(c.DataDir, "data.key") }
+
+// DataKeyIDPath holds the public fingerprint of the data directory's key,
+// so a command that finds no key (or another one) refuses instead of
+// creating a new key that cannot open the stored secrets.
+func (c *Config) DataKeyIDPath() string { return filepath.Join(c.DataDir, "data.key.id") }
 
 // TLSDir holds the generated local CA and server certificate.
 func (c *Config) TLSDir() string { return filepath.Join(c.DataDir, "tls") }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -36,6 +37,9 @@ func (c *Config) Validate() error {
 	root := checker{errs: &errs}
 	if strings.TrimSpace(c.DataDir) == "" {
 		root.errf("data_dir", "must be set")
+	}
+	if c.DataKeyFile != "" && !filepath.IsAbs(c.DataKeyFile) {
+		root.errf("data_key_file", "must be an absolute path (it is read from wherever the command runs otherwise), got %q", c.DataKeyFile)
 	}
 	forEachSection(c, func(name string, v reflect.Value) {
 		if sv, ok := v.Interface().(sectionValidator); ok {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -267,5 +268,53 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 	}
 	if _, err := LoadOrCreate(filepath.Join(dir, "missing", "data.key")); err == nil {
 		t.Error("key created in a missing directory")
+	}
+}
+
+func TestLoadNeverCreates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outside.key")
+	if _, err := Load(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Load of a missing file: %v, want fs.ErrNotExist", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Load created %s", path)
+	}
+	k1, err := LoadOrCreate(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k1.ID() != k2.ID() {
+		t.Errorf("Load read key %s, LoadOrCreate made %s", k2.ID(), k1.ID())
+	}
+}
+
+func TestCheckID(t *testing.T) {
+	idPath := filepath.Join(t.TempDir(), "data.key.id")
+	k1, k2 := testKey(t, 1), testKey(t, 2)
+	if err := CheckID(idPath, k1); err != nil {
+		t.Fatalf("first CheckID records the id: %v", err)
+	}
+	if got, err := ReadID(idPath); err != nil || got != k1.ID() {
+		t.Fatalf("ReadID = %q, %v; want %q", got, err, k1.ID())
+	}
+	if err := CheckID(idPath, k1); err != nil {
+		t.Errorf("same key: %v", err)
+	}
+	err := CheckID(idPath, k2)
+	if !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("other key: %v, want ErrWrongKey", err)
+	}
+	if !strings.Contains(err.Error(), k1.ID()) || !strings.Contains(err.Error(), k2.ID()) {
+		t.Errorf("error %q should name both ids", err)
+	}
+	if err := os.WriteFile(idPath, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckID(idPath, k1); err == nil || errors.Is(err, ErrWrongKey) {
+		t.Errorf("empty id file: %v, want a format error", err)
 	}
 }

@@ -99,7 +99,3 @@ func create(path string) error {
 	return nil
 }
 
-// Load reads an existing key; unlike LoadOrCreate it never makes one, so
-// a management command pointed at the wrong directory fails instead of
-// sealing secrets with a key the server does not have.
-func Load(path string) (*Key, error) { return load(path) }

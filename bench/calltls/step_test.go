@@ -10,6 +10,27 @@ import (
 //
 //	100;600;600;0;0.00;100.1;7.02;0;0;<10;0.00;...;1   (slow-ms 200)
 //	200;1200;600;0;50.00;100.1;7.02;0;0;<10;0.33;...;0 (slow-ms 10)
+//
+// and for slow-1300.stat.csv (Kamailio at 1300 calls/s, failing on the
+// latency share and on throughput):
+//
+//	1300;7800;7800;0;0.00;985.7;7.50;0;0;>=1000;31.99;...;0
+func TestEvalStatsFailingStep(t *testing.T) {
+	f, err := os.Open("testdata/slow-1300.stat.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s, err := evalStats(f, 1300, 7800, 2, 6.5, criteria{1, 95, 200, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.succ != 7800 || round(s.failPct, 2) != 0 || round(s.achieved, 1) != 985.7 || round(s.elapsed, 2) != 7.5 ||
+		s.p99 != ">=1000" || round(s.slowPct, 2) != 31.99 || s.pass {
+		t.Errorf("got %+v, want ok 7800, fail 0%%, throughput 985.7/s, elapsed 7.50, p99 >=1000, slow 31.99%%, no pass", s)
+	}
+}
+
 func TestEvalStatsMatchesHarness(t *testing.T) {
 	cases := []struct {
 		name        string

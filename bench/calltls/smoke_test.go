@@ -38,7 +38,7 @@ func TestCallTLSAgainstVeilig(t *testing.T) {
 	}
 	o := options{targets: "veilig", harness: harness, out: out, domain: "bench.test",
 		users: 20, seconds: 5, holdMS: 200, start: 40, refine: 0, maxSteps: 1, maxRate: 40, budget: time.Minute,
-		crit: criteria{maxFailPct: 1, minAchievedPct: 95, slowMS: 200, maxSlowPct: 1},
+		crit:    criteria{maxFailPct: 1, minAchievedPct: 95, slowMS: 200, maxSlowPct: 1},
 		udpPort: freePort(t), tlsPort: freePort(t), shimPort: freePort(t), uacPort: freePort(t),
 		buffSize: 1 << 20, workers: 4, sipTimeout: 5 * time.Second,
 		kamailio: kamailioParams{children: 4, shmMB: 64, pkgMB: 16, udpMaxBuffer: 1 << 20}}

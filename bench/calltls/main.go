@@ -35,6 +35,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/veilig/veilig/bench/internal/sipua"
 )
 
 type options struct {
@@ -49,6 +51,7 @@ type options struct {
 	buffSize, workers                        int
 	kamailio                                 kamailioParams
 	sipTimeout                               time.Duration
+	sipTrace                                 string
 }
 
 func main() {
@@ -88,6 +91,7 @@ func run(args []string) error {
 	fs.IntVar(&o.buffSize, "sipp-buff-size", 4194304, "sipp socket buffers")
 	fs.IntVar(&o.workers, "register-workers", 16, "callee registrations in flight at bring-up")
 	fs.DurationVar(&o.sipTimeout, "sip-timeout", 5*time.Second, "time limit of each callee REGISTER")
+	fs.StringVar(&o.sipTrace, "sip-trace", "", "write every SIP message the callees send and receive to this file (debugging; large)")
 	fs.IntVar(&o.kamailio.children, "kamailio-children", 4, "Kamailio children and tcp_children")
 	fs.IntVar(&o.kamailio.shmMB, "kamailio-shm-mb", 1024, "Kamailio -m")
 	fs.IntVar(&o.kamailio.pkgMB, "kamailio-pkg-mb", 16, "Kamailio -M")
@@ -209,6 +213,14 @@ func measureAll(o options, root string, servers []*server) error {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not installed (apt-get install sip-tester stunnel4 util-linux)", tool)
 		}
+	}
+	if o.sipTrace != "" {
+		f, err := os.Create(o.sipTrace)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		sipua.SetTrace(f)
 	}
 	subs := subscribers(o.users)
 	if err := writeUsers(work, o.domain, subs); err != nil {

@@ -24,6 +24,7 @@ type measurer struct {
 	shimPID int
 	sipp    sippStep
 	steps   io.Writer
+	retries []string // failed bring-ups of the current server
 }
 
 // up is a server with its callees registered.
@@ -32,21 +33,47 @@ type up struct {
 	callees *callees
 }
 
+// bringUpAttempts bounds the starts of one bring-up. Debian's Kamailio 5.6.3
+// with OpenSSL 3 sometimes aborts in its TLS allocator while 1000
+// connections arrive at once (kamailio/kamailio#3791, "qm: fragm. ...
+// beginning overwritten"); a server that dies while its callees register is
+// started again, and each retry is reported with the result.
+const bringUpAttempts = 3
+
 // bringUp starts the server and registers every callee over its own
-// connection (run.sh's bring_up, which pre-registers the sipp UAS).
+// connection (run.sh's bring_up, which pre-registers the sipp UAS). A
+// failed attempt is noted in m.retries.
 func (m *measurer) bringUp(ctx context.Context, s *server) (*up, error) {
+	var last error
+	for attempt := 1; attempt <= bringUpAttempts; attempt++ {
+		u, died, err := m.bringUpOnce(ctx, s)
+		if err == nil {
+			return u, nil
+		}
+		last = err
+		m.retries = append(m.retries, fmt.Sprintf("%v", err))
+		fmt.Fprintf(os.Stderr, "  bring-up %d of %d failed (server died: %v): %v\n", attempt, bringUpAttempts, died, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, last
+}
+
+func (m *measurer) bringUpOnce(ctx context.Context, s *server) (*up, bool, error) {
 	r, err := s.start(m.e, filepath.Join(m.o.out, "server-"+s.label+".log"))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, 120*time.Second)
 	defer cancel()
 	c, err := startCallees(rctx, "127.0.0.1:"+strconv.Itoa(m.o.tlsPort), m.tc, m.o.domain, m.subs, m.o.workers, m.o.sipTimeout)
 	if err != nil {
+		died := !r.alive()
 		r.stop()
-		return nil, err
+		return nil, died, err
 	}
-	return &up{srv: r, callees: c}, nil
+	return &up{srv: r, callees: c}, false, nil
 }
 
 func (u *up) tearDown() {
@@ -62,6 +89,7 @@ func (m *measurer) measure(ctx context.Context, s *server) (string, int, error) 
 		return "", 0, err
 	}
 	fmt.Fprintf(os.Stderr, "== %s call-tls (from %d/s, %ds steps)\n", s.label, m.o.start, m.o.seconds)
+	m.retries = nil
 	t0 := time.Now()
 	u, err := m.bringUp(ctx, s)
 	if err != nil {
@@ -135,6 +163,9 @@ func (m *measurer) measure(ctx context.Context, s *server) (string, int, error) 
 	}
 	if crashes != "" {
 		line += " {server crashed at:" + crashes + "}"
+	}
+	if len(m.retries) > 0 {
+		line += fmt.Sprintf(" {bring-up retried %d times: %s}", len(m.retries), m.retries[0])
 	}
 	return line, lo, nil
 }

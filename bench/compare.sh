@@ -101,7 +101,7 @@ for r in $(seq 1 "$rounds"); do
     declare -A got=()
     for s in "${order[@]}"; do
       dir=$out/r$r-$test-$s
-      echo "== round $r, $test, $s ($(date +%H:%M:%S))" >&2
+      echo "== round $r, $test, $s ($(date +%H:%M:%S), load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
       if one "$test" "$s" "$dir" > "$dir.log" 2>&1; then
         got[$s]=$(figure "$dir" "$s" "$test")
       else

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,14 +66,25 @@ func TestCallTLSAgainstVeilig(t *testing.T) {
 	}
 }
 
+// freePort returns a free TCP and UDP port below the ephemeral range, where
+// no callee connection can take it before sipp binds it.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for p := 20000 + rand.IntN(10000); p < 32000; p++ {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(p))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port below 32000")
+	return 0
 }
 
 func readFile(p string) string {

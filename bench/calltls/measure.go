@@ -102,8 +102,19 @@ func (m *measurer) measure(ctx context.Context, s *server) (string, int, error) 
 	}()
 	var bestInfo, failInfo, crashes string
 	var stepErr error
+	restart := false
 	lo, _ := search(searchParams{start: m.o.start, maxRate: m.o.maxRate, maxSteps: m.o.maxSteps, refine: m.o.refine},
 		func(rate int) (bool, bool) {
+			// An overloaded server keeps queues and transactions (and may
+			// have died): a step after a failed one starts from a fresh one.
+			if restart {
+				u.tearDown()
+				if u, err = m.bringUp(ctx, s); err != nil {
+					stepErr = fmt.Errorf("restart before the %d/s step: %w", rate, err)
+					return false, false
+				}
+				restart = false
+			}
 			p := m.sipp
 			base := filepath.Join(m.o.out, fmt.Sprintf("%s-call-tls-%d", s.label, rate))
 			p.statFile, p.logFile, p.errFile = base+".stat.csv", base+".sipp.log", base+".errors.log"
@@ -132,22 +143,13 @@ func (m *measurer) measure(ctx context.Context, s *server) (string, int, error) 
 					failInfo += ", SERVER CRASHED"
 				}
 			}
-			more := time.Since(t0) < m.o.budget && ctx.Err() == nil
-			if !more {
-				return r.pass, false
-			}
-			// An overloaded server keeps queues and transactions (and may
-			// have died): the next step starts from a fresh one.
 			if !r.pass {
-				u.tearDown()
-				if u, err = m.bringUp(ctx, s); err != nil {
-					stepErr = fmt.Errorf("restart after the %d/s step: %w", rate, err)
-					return r.pass, false
-				}
+				s.keepEvents(base + ".events.jsonl")
+				restart = true
 			} else {
 				time.Sleep(time.Second)
 			}
-			return r.pass, true
+			return r.pass, time.Since(t0) < m.o.budget && ctx.Err() == nil
 		})
 	if stepErr != nil {
 		return "", 0, stepErr

@@ -101,6 +101,19 @@ func (s *server) prepare(e env) error {
 	return nil
 }
 
+// keepEvents copies Veilig's security events of the running data directory
+// to dst (before a restart replaces the directory), so that the reason for
+// each refused call of a failed step can be read afterwards.
+func (s *server) keepEvents(dst string) {
+	if s.kind != "veilig" {
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(s.run, "events.jsonl"))
+	if err == nil {
+		_ = os.WriteFile(dst, b, 0o600)
+	}
+}
+
 // running is a started server.
 type running struct {
 	pid    int

@@ -48,6 +48,7 @@ type options struct {
 	pin                                      bool
 	serverCPUs, loadCPUs                     string
 	udpPort, tlsPort, shimPort, uacPort      int
+	mediaPort                                int
 	buffSize, workers                        int
 	kamailio                                 kamailioParams
 	sipTimeout                               time.Duration
@@ -88,6 +89,7 @@ func run(args []string) error {
 	fs.IntVar(&o.tlsPort, "tls-port", 25161, "server TLS port")
 	fs.IntVar(&o.shimPort, "shim-port", 25171, "stunnel: sipp's TCP in, TLS to the server")
 	fs.IntVar(&o.uacPort, "uac-port", 25180, "sipp UAC port")
+	fs.IntVar(&o.mediaPort, "sipp-media-port", 16000, "sipp -mp (media ports sipp binds; no media flows)")
 	fs.IntVar(&o.buffSize, "sipp-buff-size", 4194304, "sipp socket buffers")
 	fs.IntVar(&o.workers, "register-workers", 16, "callee registrations in flight at bring-up")
 	fs.DurationVar(&o.sipTimeout, "sip-timeout", 5*time.Second, "time limit of each callee REGISTER")
@@ -267,7 +269,7 @@ func measureAll(o options, root string, servers []*server) error {
 
 	m := &measurer{o: o, e: e, tc: tc, subs: subs, shimPID: shim.pid, steps: steps,
 		sipp: sippStep{scenario: filepath.Join(o.harness, "scenarios", "call_uac.xml"), users: filepath.Join(work, "users.csv"),
-			target: "127.0.0.1:" + strconv.Itoa(o.shimPort), uacPort: o.uacPort, holdMS: o.holdMS, seconds: o.seconds,
+			target: "127.0.0.1:" + strconv.Itoa(o.shimPort), uacPort: o.uacPort, mediaPort: o.mediaPort, holdMS: o.holdMS, seconds: o.seconds,
 			buffSize: o.buffSize, loadCPUs: o.loadCPUs, pin: o.pin}}
 	best := map[string]int{}
 	for _, s := range servers {

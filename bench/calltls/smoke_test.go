@@ -41,7 +41,7 @@ func TestCallTLSAgainstVeilig(t *testing.T) {
 	o := options{targets: "veilig", harness: harness, out: out, domain: "bench.test",
 		users: 20, seconds: 5, holdMS: 200, start: 40, refine: 0, maxSteps: 1, maxRate: 40, budget: time.Minute,
 		crit:    criteria{maxFailPct: 1, minAchievedPct: 95, slowMS: 200, maxSlowPct: 1},
-		udpPort: freePort(t), tlsPort: freePort(t), shimPort: freePort(t), uacPort: freePort(t),
+		udpPort: freePort(t), tlsPort: freePort(t), shimPort: freePort(t), uacPort: freePort(t), mediaPort: freePort(t),
 		buffSize: 1 << 20, workers: 4, sipTimeout: 5 * time.Second,
 		kamailio: kamailioParams{children: 4, shmMB: 64, pkgMB: 16, udpMaxBuffer: 1 << 20}}
 	servers, err := parseTargets(o.targets, bin)
@@ -57,7 +57,13 @@ func TestCallTLSAgainstVeilig(t *testing.T) {
 	}
 	steps, _ := os.ReadFile(filepath.Join(out, "steps.csv"))
 	if !strings.HasPrefix(string(res), "veilig call tls: 40 calls/s (fail 0.00%)") {
-		t.Fatalf("result:\n%s\nsteps:\n%s\nserver log:\n%s", res, steps, readFile(filepath.Join(out, "server-veilig.log")))
+		errs, _ := filepath.Glob(filepath.Join(out, "veilig-call-tls-*.errors.log"))
+		sippErrs := ""
+		for _, f := range errs {
+			sippErrs += readFile(f)
+		}
+		t.Fatalf("result:\n%s\nsteps:\n%s\nsipp errors:\n%s\nserver log:\n%s", res, steps, sippErrs,
+			readFile(filepath.Join(out, "server-veilig.log")))
 	}
 	// 40 calls/s for 5 s: each of the 200 reached a callee and was ended by
 	// a BYE on the callee's own connection.
@@ -66,11 +72,17 @@ func TestCallTLSAgainstVeilig(t *testing.T) {
 	}
 }
 
+var usedPorts = map[int]bool{}
+
 // freePort returns a free TCP and UDP port below the ephemeral range, where
-// no callee connection can take it before sipp binds it.
+// no callee connection can take it before sipp binds it, and never the same
+// one twice (sipp's media ports are that port and the next).
 func freePort(t *testing.T) int {
 	t.Helper()
 	for p := 20000 + rand.IntN(10000); p < 32000; p++ {
+		if usedPorts[p] || usedPorts[p+1] || usedPorts[p-1] {
+			continue
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
 		if err != nil {
 			continue
@@ -81,6 +93,7 @@ func freePort(t *testing.T) int {
 			continue
 		}
 		u.Close()
+		usedPorts[p] = true
 		return p
 	}
 	t.Fatal("no free port below 32000")

@@ -133,7 +133,7 @@ func epoch(v string) float64 {
 // sippStep is one sipp UAC run's settings.
 type sippStep struct {
 	scenario, users, target string
-	uacPort                 int
+	uacPort, mediaPort      int
 	holdMS                  int
 	seconds                 int
 	buffSize                int
@@ -149,7 +149,7 @@ func (p sippStep) argv(rate int) []string {
 	count := rate * p.seconds
 	limit := p.seconds + p.holdMS/1000 + 20
 	a := []string{"sipp", p.target, "-t", "t1", "-sf", p.scenario, "-inf", p.users, "-i", "127.0.0.1",
-		"-p", strconv.Itoa(p.uacPort), "-mp", "16000", "-buff_size", strconv.Itoa(p.buffSize),
+		"-p", strconv.Itoa(p.uacPort), "-mp", strconv.Itoa(p.mediaPort), "-buff_size", strconv.Itoa(p.buffSize),
 		"-key", "via_proto", "TLS", "-key", "contact_hostport", "127.0.0.1:" + strconv.Itoa(p.uacPort),
 		"-key", "contact_params", ";transport=tls", "-d", strconv.Itoa(p.holdMS),
 		"-m", strconv.Itoa(count), "-r", strconv.Itoa(rate), "-recv_timeout", "5000", "-timeout", strconv.Itoa(limit),

@@ -14,12 +14,12 @@ run: build
 # Every test: unit tests with the race detector, then the end-to-end
 # interop tests against real peers (sipp, baresip, tshark) on loopback.
 test: vet
-	$(GO) test -race -count=1 -timeout 20m ./internal/... ./cmd/...
+	$(GO) test -race -count=1 -timeout 20m ./internal/... ./cmd/... ./bench/...
 	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime 300000x ./internal/sipedge/sanity
 	$(GO) test -count=1 -timeout 25m ./test/...
 
 vet:
-	@test -z "$$(gofmt -l cmd internal test)" || (gofmt -l cmd internal test; echo "gofmt needed"; exit 1)
+	@test -z "$$(gofmt -l cmd internal test bench)" || (gofmt -l cmd internal test bench; echo "gofmt needed"; exit 1)
 	$(GO) vet ./...
 
 # Install the Debian packages the tests drive (needs root).

@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
 # Runs ../shared/bench/peers/run.sh (the same sipp load against Kamailio and
-# Veilig on this machine) with Veilig as the server under test.
+# Veilig on this machine) with Veilig as the server under test, and call-tls
+# with bench/calltls.
 #
 #   bash bench/peers.sh                 # Kamailio, then Veilig, all tests
 #   TESTS="register-tls" bash bench/peers.sh
 #   ONLY=veilig bash bench/peers.sh     # skip the Kamailio run
+#   ONLY=kamailio bash bench/peers.sh   # skip the Veilig run
+#   BENCH_VEILIG_BIN=/tmp/old/veilig BENCH_LABEL=veilig-before ONLY=veilig bash bench/peers.sh
+#                                       # another veilig binary, under its own label
+#                                       # (bench/compare.sh uses this; not VEILIG_*:
+#                                       # veilig refuses VEILIG_ variables it does not know)
+#
+# call-tls is not the harness's: its callee is a sipp UAS behind a TLS
+# listener that the server must dial, and Veilig never dials devices. It is
+# measured by bench/calltls (see bench/calltls/README.md) for both servers:
+# the harness's caller load against callees that each register over their
+# own TLS connection and are called on it. It reads the harness's settings
+# (NUSERS, STEP_SECONDS, HOLD_MS, START_CALL_TLS, REFINE_STEPS, MAX_STEPS,
+# MAX_RATE, BUDGET_SECONDS, the pass criteria, PIN, SERVER_CPUS, LOAD_CPUS).
 #
 # The sipp peer needs two settings that Veilig refuses by default, so they
 # are set here explicitly (and Veilig prints them as warnings at start):
@@ -26,19 +40,55 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 harness=${HARNESS:-$root/../shared/bench/peers/run.sh}
 [ -f "$harness" ] || { echo "bench harness not found at $harness" >&2; exit 1; }
-(cd "$root" && go build -o bin/veilig ./cmd/veilig)
-bin=$root/bin/veilig
+case "${ONLY:-}" in ""|veilig|kamailio) ;; *) echo "ONLY must be veilig or kamailio" >&2; exit 2 ;; esac
+label=${BENCH_LABEL:-veilig}
 out=${OUT_DIR:-$root/out/bench-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 
-if [ "${ONLY:-}" != veilig ]; then
-  OUT_DIR=$out/kamailio bash "$harness"
+harness_tests="" calltls=0
+for t in ${TESTS:-register-udp register-tls register-tls-newconn call-udp call-tls}; do
+  if [ "$t" = call-tls ]; then calltls=1; else harness_tests="$harness_tests $t"; fi
+done
+harness_tests=${harness_tests# }
+
+bin=
+if [ "${ONLY:-}" != kamailio ]; then
+  if [ -n "${BENCH_VEILIG_BIN:-}" ]; then
+    bin=$(cd "$(dirname "$BENCH_VEILIG_BIN")" && pwd)/$(basename "$BENCH_VEILIG_BIN")
+    [ -x "$bin" ] || { echo "BENCH_VEILIG_BIN $BENCH_VEILIG_BIN is not an executable" >&2; exit 1; }
+  else
+    (cd "$root" && go build -o bin/veilig ./cmd/veilig)
+    bin=$root/bin/veilig
+  fi
 fi
 
-export VBENCH_BIN=$bin VBENCH_ROOT=$root
-SERVER=veilig \
-SERVER_SETUP_CMD='"$VBENCH_BIN" ext import "$USERS_FILE" --data-dir "$BENCH_WORK/veilig-data" --set sip.domain="$SIP_DOMAIN"' \
-SERVER_CMD='bash "$VBENCH_ROOT/bench/serve-fresh.sh" "$BENCH_WORK/veilig-data" "$BENCH_WORK/veilig-run" "$VBENCH_BIN" serve --data-dir "$BENCH_WORK/veilig-run" --sip-domain "$SIP_DOMAIN" --sip-udp 127.0.0.1:$UDP_PORT --sip-tls 127.0.0.1:$TLS_PORT --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY" --set auth.insecure_md5_first=true --set sip.insecure_sdes_over_plain_transport=true --set guard.trusted_sources=127.0.0.1/32 --set log.level=warn' \
-UDP_PORT=${UDP_PORT:-25060} TLS_PORT=${TLS_PORT:-25061} OUT_DIR=$out/veilig \
-bash "$harness"
+if [ -n "$harness_tests" ]; then
+  if [ "${ONLY:-}" != veilig ]; then
+    TESTS=$harness_tests OUT_DIR=$out/kamailio bash "$harness"
+  fi
+  if [ -n "$bin" ]; then
+    export VBENCH_BIN=$bin VBENCH_ROOT=$root
+    TESTS=$harness_tests \
+    SERVER=$label \
+    SERVER_SETUP_CMD='"$VBENCH_BIN" ext import "$USERS_FILE" --data-dir "$BENCH_WORK/veilig-data" --set sip.domain="$SIP_DOMAIN"' \
+    SERVER_CMD='bash "$VBENCH_ROOT/bench/serve-fresh.sh" "$BENCH_WORK/veilig-data" "$BENCH_WORK/veilig-run" "$VBENCH_BIN" serve --data-dir "$BENCH_WORK/veilig-run" --sip-domain "$SIP_DOMAIN" --sip-udp 127.0.0.1:$UDP_PORT --sip-tls 127.0.0.1:$TLS_PORT --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY" --set auth.insecure_md5_first=true --set sip.insecure_sdes_over_plain_transport=true --set guard.trusted_sources=127.0.0.1/32 --set log.level=warn' \
+    UDP_PORT=${UDP_PORT:-25060} TLS_PORT=${TLS_PORT:-25061} OUT_DIR=$out/$label \
+    bash "$harness"
+  fi
+fi
+
+if [ "$calltls" = 1 ]; then
+  targets=
+  [ "${ONLY:-}" = veilig ] || targets=kamailio
+  [ -z "$bin" ] || targets=${targets:+$targets,}$label=$bin
+  (cd "$root" && go build -o "$out/calltls.bin" ./bench/calltls)
+  (cd "$root" && "$out/calltls.bin" -targets "$targets" -out "$out/call-tls" \
+    -pin="$([ "${PIN:-1}" = 1 ] && echo true || echo false)" \
+    -server-cpus "${SERVER_CPUS:-0}" -load-cpus "${LOAD_CPUS:-1}" \
+    -users "${NUSERS:-1000}" -step-seconds "${STEP_SECONDS:-6}" -hold-ms "${HOLD_MS:-1000}" \
+    -start "${START_CALL_TLS:-250}" -refine "${REFINE_STEPS:-2}" -max-steps "${MAX_STEPS:-8}" \
+    -max-rate "${MAX_RATE:-40000}" -budget "${BUDGET_SECONDS:-540}s" \
+    -max-fail-pct "${MAX_FAIL_PCT:-1}" -min-achieved-pct "${MIN_ACHIEVED_PCT:-95}" \
+    -slow-ms "${SLOW_MS:-200}" -max-slow-pct "${MAX_SLOW_PCT:-1}")
+fi
 echo "results: $out"

@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/veilig/veilig/bench/internal/sipua"
 	"github.com/veilig/veilig/internal/media"
 )
 
@@ -48,9 +49,9 @@ type veiligOpts struct {
 type veiligTarget struct {
 	o       veiligOpts
 	dir     string
-	callee  *sipUA
-	callers []*sipUA
-	stats   sigStats
+	callee  *sipua.UA
+	callers []*sipua.UA
+	stats   sipua.Stats
 
 	mu      sync.Mutex
 	pending map[string]*pendingCall // by caller extension: its call in setup
@@ -71,19 +72,19 @@ type pendingCall struct {
 
 type calleeLeg struct {
 	leg legSetup
-	d   *dialog
+	d   *sipua.Dialog
 }
 
 // sipCall is the caller's dialog of one call, and the callee's.
 type sipCall struct {
-	ua                       *sipUA
+	ua                       *sipua.UA
 	callID, from, to, target string
 	route                    []string
 	cseq                     uint32
-	dlg, callee              *dialog // the caller's and the callee's side
+	dlg, callee              *sipua.Dialog // the caller's and the callee's side
 }
 
-func strongSecret() string { return "Mb-" + randHex(10) + "-Zq9" }
+func strongSecret() string { return "Mb-" + sipua.RandHex(10) + "-Zq9" }
 
 func freeLoopbackAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -176,10 +177,10 @@ media:
 	go func() { _ = cmd.Wait(); close(exited) }()
 	stop := func() {
 		if v.callee != nil {
-			v.callee.close()
+			v.callee.Close()
 		}
 		for _, u := range v.callers {
-			u.close()
+			u.Close()
 		}
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -226,15 +227,21 @@ media:
 		return failRunning(errors.New("no certificate in tls/ca.crt"))
 	}
 	tc := &tls.Config{RootCAs: pool, ServerName: benchDomain, MinVersion: tls.VersionTLS12}
-	if v.callee, err = dialUA(sipAddr, tc, calleeExt, secrets[calleeExt], benchDomain, &v.stats); err != nil {
+	dial := func(ext string) (*sipua.UA, error) {
+		return sipua.Dial(sipua.Config{Addr: sipAddr, TLS: tc, User: ext, Secret: secrets[ext], Domain: benchDomain,
+			Agent: "veilig-mediabench", Stats: &v.stats})
+	}
+	if v.callee, err = dial(calleeExt); err != nil {
 		return failRunning(err)
 	}
-	v.callee.onInvite = v.onInvite
+	v.callee.OnInvite = v.onInvite
+	v.callee.Start()
 	for _, ext := range callerExts {
-		u, err := dialUA(sipAddr, tc, ext, secrets[ext], benchDomain, &v.stats)
+		u, err := dial(ext)
 		if err != nil {
 			return failRunning(err)
 		}
+		u.Start()
 		v.callers = append(v.callers, u)
 	}
 	if err := v.register(); err != nil {
@@ -242,14 +249,14 @@ media:
 	}
 	fmt.Fprintf(os.Stderr, "veilig: %s serve pid %d on %s (TLS, CA %s), %d caller extensions + callee %s registered\n",
 		o.bin, pid, sipAddr, filepath.Join(data, "tls", "ca.crt"), o.callers, calleeExt)
-	_ = v.stats.take()
+	_ = v.stats.Take()
 	return v, pid, stop, nil
 }
 
 // register (re-)registers every device of the tool for an hour.
 func (v *veiligTarget) register() error {
-	for _, u := range append([]*sipUA{v.callee}, v.callers...) {
-		if err := u.register(3600, v.o.timeout); err != nil {
+	for _, u := range append([]*sipua.UA{v.callee}, v.callers...) {
+		if err := u.Register(3600, v.o.timeout); err != nil {
 			return err
 		}
 	}
@@ -260,17 +267,17 @@ func (v *veiligTarget) register() error {
 // onInvite is the callee answering Veilig's INVITE: it picks
 // AES_CM_128_HMAC_SHA1_32 from Veilig's offer (leg A uses _80, so the
 // relay must decrypt and re-encrypt) with a key of its own.
-func (v *veiligTarget) onInvite(u *sipUA, m *sipMsg) {
-	caller := userOf(uriOf(m.get("from")))
+func (v *veiligTarget) onInvite(u *sipua.UA, m *sipua.Msg) {
+	caller := sipua.UserOf(sipua.URIOf(m.Get("from")))
 	v.mu.Lock()
 	pc := v.pending[caller]
 	v.mu.Unlock()
 	if pc == nil {
-		v.stats.add("INVITE to callee for no call in setup")
-		_ = u.send(u.response(m, 480, "Temporarily Unavailable", randHex(6), nil, ""))
+		v.stats.Add("INVITE to callee for no call in setup")
+		_ = u.Send(u.Response(m, 480, "Temporarily Unavailable", sipua.RandHex(6), nil, ""))
 		return
 	}
-	dst, offered, err := parseRelaySDP(string(m.body))
+	dst, offered, err := parseRelaySDP(string(m.Body))
 	var pick *media.Crypto
 	var suites []string
 	for j := range offered {
@@ -283,81 +290,81 @@ func (v *veiligTarget) onInvite(u *sipUA, m *sipMsg) {
 		pick = &offered[0] // noted in the step's output
 	}
 	if err != nil || pick == nil {
-		v.stats.add("callee refused the offer")
-		_ = u.send(u.response(m, 488, "Not Acceptable Here", randHex(6), nil, ""))
+		v.stats.Add("callee refused the offer")
+		_ = u.Send(u.Response(m, 488, "Not Acceptable Here", sipua.RandHex(6), nil, ""))
 		return
 	}
 	kb, err := media.NewCrypto(pick.Tag, pick.Suite)
 	if err != nil {
-		_ = u.send(u.response(m, 488, "Not Acceptable Here", randHex(6), nil, ""))
+		_ = u.Send(u.Response(m, 488, "Not Acceptable Here", sipua.RandHex(6), nil, ""))
 		return
 	}
 	v.mu.Lock()
 	v.offered, v.picked = strings.Join(suites, " "), string(pick.Suite)
 	v.mu.Unlock()
 	sdp := devSDP("B", pc.portB, kb, true)
-	tag := randHex(6)
-	d := newDialog(m.get("call-id"), tag, sdp)
-	d.res200 = u.response(m, 200, "OK", tag, []string{"Contact: " + u.contact()}, sdp)
-	u.addDialog(d)
+	tag := sipua.RandHex(6)
+	d := sipua.NewDialog(m.Get("call-id"), tag, sdp)
+	d.Res200 = u.Response(m, 200, "OK", tag, []string{"Contact: " + u.Contact()}, sdp)
+	u.AddDialog(d)
 	select {
 	case pc.res <- calleeLeg{leg: legSetup{dst: dst, own: kb, relay: *pick}, d: d}:
 	default:
 	}
-	_ = u.send(d.res200)
+	_ = u.Send(d.Res200)
 }
 
 // call sets up one call from caller u: INVITE (answering the 407), ACK of
 // the 200, and the callee's side from its INVITE.
-func (v *veiligTarget) call(u *sipUA, portA, portB int) (*sipCall, [2]legSetup, error) {
+func (v *veiligTarget) call(u *sipua.UA, portA, portB int) (*sipCall, [2]legSetup, error) {
 	var legs [2]legSetup
 	pc := &pendingCall{portB: portB, res: make(chan calleeLeg, 1)}
 	v.mu.Lock()
-	v.pending[u.user] = pc
+	v.pending[u.User] = pc
 	v.mu.Unlock()
 	defer func() {
 		v.mu.Lock()
-		delete(v.pending, u.user)
+		delete(v.pending, u.User)
 		v.mu.Unlock()
 	}()
 	ka, err := media.NewCrypto(1, media.SuiteAES128SHA1_80)
 	if err != nil {
 		return nil, legs, err
 	}
-	c := &sipCall{ua: u, callID: randHex(12) + "@mediabench",
-		from: "<sip:" + u.user + "@" + benchDomain + ">;tag=" + randHex(6),
+	c := &sipCall{ua: u, callID: sipua.RandHex(12) + "@mediabench",
+		from: "<sip:" + u.User + "@" + benchDomain + ">;tag=" + sipua.RandHex(6),
 		to:   "<sip:" + calleeExt + "@" + benchDomain + ">"}
-	q := &sipReq{method: "INVITE", ruri: "sip:" + calleeExt + "@" + benchDomain, from: c.from, to: c.to,
-		callID: c.callID, cseq: 1, contact: true, body: devSDP("A", portA, ka, true)}
-	res, err := u.transactAuth(q, v.o.timeout)
+	q := &sipua.Req{Method: "INVITE", RURI: "sip:" + calleeExt + "@" + benchDomain, From: c.from, To: c.to,
+		CallID: c.callID, CSeq: 1, Contact: true, Body: devSDP("A", portA, ka, true)}
+	res, err := u.TransactAuth(q, v.o.timeout)
 	if err != nil {
 		return nil, legs, err
 	}
-	if res.code != 200 {
-		return nil, legs, fmt.Errorf("INVITE %s -> %s answered %q", u.user, calleeExt, res.first)
+	if res.Code != 200 {
+		return nil, legs, fmt.Errorf("INVITE %s -> %s answered %q", u.User, calleeExt, res.First)
 	}
-	c.cseq, c.to, c.target = q.cseq, res.get("to"), uriOf(res.get("contact"))
+	c.cseq, c.to, c.target = q.CSeq, res.Get("to"), sipua.URIOf(res.Get("contact"))
 	if c.target == "" {
-		c.target = q.ruri
+		c.target = q.RURI
 	}
-	rr := res.all("record-route")
+	rr := res.All("record-route")
 	for i := len(rr) - 1; i >= 0; i-- {
 		c.route = append(c.route, rr[i])
 	}
-	if err := u.sendReq(&sipReq{method: "ACK", ruri: c.target, from: c.from, to: c.to, callID: c.callID,
-		cseq: c.cseq, route: c.route}); err != nil {
+	if err := u.SendReq(&sipua.Req{Method: "ACK", RURI: c.target, From: c.from, To: c.to, CallID: c.callID,
+		CSeq: c.cseq, Route: c.route}); err != nil {
 		return c, legs, err
 	}
 	// Known to the caller's UA, so that it answers a BYE or re-INVITE
 	// from Veilig in this dialog.
-	c.dlg = newDialog(c.callID, hdrParam(c.from, "tag"), q.body)
-	u.addDialog(c.dlg)
-	aDst, back, err := parseRelaySDP(string(res.body))
+	c.dlg = sipua.NewDialog(c.callID, sipua.HeaderParam(c.from, "tag"), q.Body)
+	u.AddDialog(c.dlg)
+	aDst, back, err := parseRelaySDP(string(res.Body))
 	if err != nil {
 		return c, legs, err
 	}
 	if len(back) != 1 || back[0].Suite != ka.Suite {
-		return c, legs, fmt.Errorf("answer to the caller: want one %s line:\n%s", ka.Suite, res.body)
+		return c, legs, fmt.Errorf("answer to the caller: want one %s line:\n%s", ka.Suite, res.Body)
 	}
 	select {
 	case cl := <-pc.res:
@@ -372,7 +379,7 @@ func (v *veiligTarget) call(u *sipUA, portA, portB int) (*sipCall, [2]legSetup, 
 
 // each runs f for calls 0..n-1 on one goroutine per caller connection, at
 // most o.rate calls a second, until f fails or ctx ends.
-func (v *veiligTarget) each(ctx context.Context, n int, f func(u *sipUA, i int) error) []string {
+func (v *veiligTarget) each(ctx context.Context, n int, f func(u *sipua.UA, i int) error) []string {
 	lim := rate.NewLimiter(rate.Limit(v.o.rate), 1)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -425,7 +432,7 @@ func (v *veiligTarget) setup(n int, ports *[2][numSocks]int, _ string) ([][2]leg
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	start := time.Now()
-	errs := v.each(ctx, n, func(u *sipUA, i int) error {
+	errs := v.each(ctx, n, func(u *sipua.UA, i int) error {
 		c, legs, err := v.call(u, ports[0][i%numSocks], ports[1][i%numSocks])
 		v.calls[i] = c
 		out[i] = legs
@@ -446,7 +453,7 @@ func (v *veiligTarget) setup(n int, ports *[2][numSocks]int, _ string) ([][2]leg
 		defer t.Stop()
 		for i, c := range v.calls {
 			select {
-			case <-c.callee.acked:
+			case <-c.callee.Acked:
 			case <-t.C:
 				errs = append(errs, fmt.Sprintf("call %d: the callee's 200 was never acknowledged", i))
 			}
@@ -475,24 +482,24 @@ func (v *veiligTarget) teardown() error {
 	var mu sync.Mutex
 	var errs []string
 	// Unlike setup, a failed BYE does not stop the others.
-	_ = v.each(ctx, len(calls), func(_ *sipUA, i int) error {
+	_ = v.each(ctx, len(calls), func(_ *sipua.UA, i int) error {
 		c := calls[i]
 		if c == nil || c.dlg == nil {
 			return nil
 		}
 		u := c.ua
-		defer u.dropDialog(c.callID)
+		defer u.DropDialog(c.callID)
 		var err error
 		select {
-		case <-c.dlg.ended:
+		case <-c.dlg.Ended:
 			err = errors.New("Veilig had already ended the call (BYE to the caller)")
 		default:
 			c.cseq++
-			var res *sipMsg
-			res, err = u.transact(&sipReq{method: "BYE", ruri: c.target, from: c.from, to: c.to, callID: c.callID,
-				cseq: c.cseq, route: c.route}, v.o.timeout)
-			if err == nil && res.code != 200 {
-				err = fmt.Errorf("BYE answered %q", res.first)
+			var res *sipua.Msg
+			res, err = u.Transact(&sipua.Req{Method: "BYE", RURI: c.target, From: c.from, To: c.to, CallID: c.callID,
+				CSeq: c.cseq, Route: c.route}, v.o.timeout)
+			if err == nil && res.Code != 200 {
+				err = fmt.Errorf("BYE answered %q", res.First)
 			}
 		}
 		if err != nil {
@@ -509,11 +516,11 @@ func (v *veiligTarget) teardown() error {
 			continue
 		}
 		select {
-		case <-c.callee.ended:
+		case <-c.callee.Ended:
 		case <-deadline:
 			missing++
 		}
-		v.callee.dropDialog(c.callee.callID)
+		v.callee.DropDialog(c.callee.CallID)
 	}
 	if missing > 0 {
 		errs = append(errs, fmt.Sprintf("%d calls: the callee got no BYE", missing))
@@ -535,5 +542,5 @@ func (v *veiligTarget) note() string {
 	if picked != "" && picked != string(media.SuiteAES128SHA1_32) {
 		s += " (NO AES_CM_128_HMAC_SHA1_32 OFFERED)"
 	}
-	return s + "; messages: " + v.stats.take()
+	return s + "; messages: " + v.stats.Take()
 }

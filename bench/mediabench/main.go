@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/veilig/veilig/bench/internal/sipua"
 	"github.com/veilig/veilig/internal/media"
 )
 
@@ -242,7 +243,7 @@ func benchMain(args []string) error {
 			return err
 		}
 		defer f.Close()
-		sipTrace = f
+		sipua.SetTrace(f)
 	}
 	if vo.rate <= 0 {
 		return fmt.Errorf("-setup-rate must be positive")

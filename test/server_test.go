@@ -22,6 +22,10 @@ type serverOptions struct {
 	UDP              bool   // enable sip.udp_listen
 	TCP              bool   // enable sip.tcp_listen
 	InsecureMD5First bool   // auth.insecure_md5_first (sipp 3.6.1 needs it)
+	// SippDigest sets auth.insecure_digest_uri_without_user: sipp 3.6.1
+	// computes an INVITE's digest over sip:<address it sent to>, without
+	// the callee, which Veilig otherwise refuses.
+	SippDigest bool
 	Extra            string // more YAML appended to the config
 }
 
@@ -97,12 +101,13 @@ sip:
 auth:
   allow_md5: true
   insecure_md5_first: %t
+  insecure_digest_uri_without_user: %t
 log:
   level: debug
   format: text
 events:
   log_file: %q
-`, s.dataDir, opts.Domain, s.tlsAddr, s.udpAddr, s.tcpAddr, opts.InsecureMD5First, s.eventsPath) + opts.Extra
+`, s.dataDir, opts.Domain, s.tlsAddr, s.udpAddr, s.tcpAddr, opts.InsecureMD5First, opts.SippDigest, s.eventsPath) + opts.Extra
 	if err := os.WriteFile(s.configPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

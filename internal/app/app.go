@@ -158,7 +158,8 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		Realm: cfg.SIP.Domain, AllowMD5: cfg.Auth.AllowMD5, MD5First: cfg.Auth.InsecureMD5First,
 		MD5Only: append([]string(nil), cfg.Auth.MD5OnlyUserAgents...),
 		Nonces:  nonces, Key: key.Derive("sip-auth"), Accounts: dir, Events: bus,
-		Observe: grd.Observe, Gate: grd.Gate,
+		Observe: grd.Observe, Gate: grd.Gate, LocalHosts: localHosts(cfg),
+		InsecureURIWithoutUser: cfg.Auth.InsecureDigestURIWithoutUser,
 		Trusted: func(c sipedge.Conn) (string, bool) {
 			if t, ok := trunks.FromTrunk(c); ok {
 				return "trunk:" + t.Name(), true
@@ -307,6 +308,27 @@ func listenHosts(cfg *config.Config) []string {
 	}
 	if cfg.SIP.AdvertiseHost != "" {
 		hosts = append(hosts, cfg.SIP.AdvertiseHost)
+	}
+	return hosts
+}
+
+// localHosts are the names and addresses requests may use for this server
+// (the digest uri check treats them as one host): the domain, advertised
+// host and listen hosts and, for a wildcard listener, every interface
+// address.
+func localHosts(cfg *config.Config) []string {
+	hosts := append([]string{cfg.SIP.Domain}, listenHosts(cfg)...)
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+			if addrs, err := net.InterfaceAddrs(); err == nil {
+				for _, a := range addrs {
+					if n, ok := a.(*net.IPNet); ok {
+						hosts = append(hosts, n.IP.String())
+					}
+				}
+			}
+			break
+		}
 	}
 	return hosts
 }

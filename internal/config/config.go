@@ -216,6 +216,13 @@ type Auth struct {
 	// which they would choose anyway; everyone else gets SHA-256 first.
 	// Requests without a User-Agent get MD5 first, SHA-256 second.
 	MD5OnlyUserAgents []string `yaml:"md5_only_user_agents"`
+
+	// InsecureDigestURIWithoutUser accepts digest credentials whose uri
+	// names this server without the Request-URI's user part, as sipp
+	// 3.6.1 computes them (uri="sip:<address it sent to>"). Such a digest
+	// does not bind the callee: on an unencrypted leg the request can be
+	// redirected to another extension. Only for load tests.
+	InsecureDigestURIWithoutUser bool `yaml:"insecure_digest_uri_without_user"`
 }
 
 // Events configures the security event log.

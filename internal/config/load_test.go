@@ -23,6 +23,7 @@ func TestKeysContract(t *testing.T) {
 		"sip.insecure_sdes_over_plain_transport",
 		"tls.cert_file", "tls.key_file", "tls.min_version", "tls.insecure_legacy_versions",
 		"auth.allow_md5", "auth.nonce_ttl", "auth.insecure_md5_first", "auth.md5_only_user_agents",
+		"auth.insecure_digest_uri_without_user",
 		"events.log_file", "events.retention",
 		"metrics.listen",
 		"guard.trusted_sources", "guard.allow_sources", "guard.scanner_user_agents", "guard.scanner_ignore",

@@ -88,6 +88,16 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		debug.SetMemoryLimit(1 << 30)
 	}
 
+	files, err := raiseFileLimit()
+	if err != nil {
+		return err
+	}
+	maxConns, reserve, err := connectionLimit(cfg, files)
+	if err != nil {
+		return err
+	}
+	log.Info("connection limit", "max_connections", maxConns, "open_file_limit", files, "reserve", reserve)
+
 	for _, w := range cfg.Warnings() {
 		log.Warn("insecure setting", "warning", w)
 		fmt.Fprintf(out, "WARNING: %s\n", w)
@@ -171,6 +181,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		TLSListen: cfg.SIP.TLSListen, TCPListen: cfg.SIP.TCPListen, UDPListen: cfg.SIP.UDPListen,
 		TLSConfig: tm.ServerConfig(), AdvertiseHost: cfg.SIP.AdvertiseHost, UserAgent: cfg.SIP.UserAgent,
 		IdleTimeout: cfg.SIP.IdleTimeout, MaxMessageSize: cfg.SIP.MaxMessageSize,
+		MessageTimeout: cfg.SIP.MessageTimeout, AuthTimeout: cfg.SIP.AuthTimeout, MaxConnections: maxConns,
 		UDPWorkers: cfg.SIP.UDPWorkerCount(), UDPReadBuffer: cfg.SIP.UDPReadBuffer,
 		Handler: mux, Auth: authStage, Logger: log.With("component", "sip"), Guard: grd,
 		Sanity: func(raw []byte, r *sip.Request) (int, string, bool) {
@@ -201,6 +212,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	trunks.SetEdge(edge)
 
 	printBanner(out, cfg, tm, edge, restored)
+	fmt.Fprintf(out, "connections: up to %d TLS/TCP (open-file limit %d)\n", maxConns, files)
 	bus.Emit(events.New(events.ServerStarted, events.Info, netipZero, "", "veilig started", "version", Version))
 
 	var wg sync.WaitGroup

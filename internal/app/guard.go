@@ -2,8 +2,11 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,18 +92,9 @@ func newGuard(cfg *config.Config, st store.Store, ev events.Emitter, dir *accoun
 func (g *guard) refused(d policy.Decision, src netip.Addr, account string, now time.Time) {
 	verdict := verdictName(d.Verdict)
 	g.decisions.WithLabelValues(d.Stage, d.Rule, verdict).Inc()
-	key := d.Stage + "|" + d.Rule + "|" + src.String()
-	g.mu.Lock()
-	last, ok := g.seen[key]
-	if ok && now.Sub(last) < time.Minute {
-		g.mu.Unlock()
+	if !g.firstInMinute(d.Stage+"|"+d.Rule+"|"+src.String(), now) {
 		return
 	}
-	if len(g.seen) > 100_000 {
-		clear(g.seen)
-	}
-	g.seen[key] = now
-	g.mu.Unlock()
 	e := events.New("guard."+d.Stage, events.Warning, netip.AddrPortFrom(src, 0), account, d.Reason,
 		"stage", d.Stage, "rule", d.Rule, "verdict", verdict)
 	e.Source = src.String()
@@ -144,6 +138,61 @@ func (g *guard) Admit(addr netip.Addr, transport string, newConn bool) bool {
 		g.decisions.WithLabelValues("ratelimit", "messages", "drop").Inc()
 		return false
 	}
+	return true
+}
+
+// Known implements sipedge.Guard.
+func (g *guard) Known(addr netip.Addr) bool {
+	if g.carrier != nil && g.carrier(addr) {
+		return true
+	}
+	return g.eng.AuthenticatedBefore(addr, time.Now())
+}
+
+// Connection implements sipedge.Guard: each eviction, refusal or deadline
+// is counted and, once per source and minute, an event; evictions and
+// refusals also feed the engine's sustained-pressure alert.
+func (g *guard) Connection(ev sipedge.ConnEvent) {
+	kind := ev.Kind.String()
+	g.decisions.WithLabelValues("connections", kind, "drop").Inc()
+	src := ev.Peer.Addr()
+	var typ, msg string
+	kv := []string{"open", strconv.Itoa(ev.Open), "limit", strconv.Itoa(ev.Limit), "age", ev.Age.Round(time.Millisecond).String()}
+	switch ev.Kind {
+	case sipedge.ConnEvicted:
+		typ = events.ConnectionEvicted
+		msg = fmt.Sprintf("connection from %s that never authenticated closed after %s to admit %s: the connection limit (%d) is reached",
+			ev.Peer, ev.Age.Round(time.Second), ev.Newcomer, ev.Limit)
+		kv = append(kv, "newcomer", ev.Newcomer.String())
+	case sipedge.ConnRefused:
+		typ = events.ConnectionRefused
+		msg = fmt.Sprintf("connection from %s refused: the connection limit (%d) is reached and every connection held has authenticated", ev.Peer, ev.Limit)
+	default:
+		typ = events.ConnectionTimeout
+		msg = fmt.Sprintf("connection from %s closed after %s: %s", ev.Peer, ev.Age.Round(time.Second), strings.ReplaceAll(kind, "_", " "))
+		kv = append(kv, "reason", kind)
+	}
+	if ev.Kind == sipedge.ConnEvicted || ev.Kind == sipedge.ConnRefused {
+		g.apply(g.eng.ConnectionLimit(ev.Kind == sipedge.ConnEvicted, ev.Open, ev.Limit, ev.At))
+	}
+	if !g.firstInMinute(typ+"|"+src.String(), ev.At) {
+		return
+	}
+	e := events.New(typ, events.Warning, ev.Peer, "", msg, kv...)
+	g.ev.Emit(e)
+}
+
+// firstInMinute deduplicates events: true once per key a minute.
+func (g *guard) firstInMinute(key string, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if last, ok := g.seen[key]; ok && now.Sub(last) < time.Minute {
+		return false
+	}
+	if len(g.seen) > 100_000 {
+		clear(g.seen)
+	}
+	g.seen[key] = now
 	return true
 }
 

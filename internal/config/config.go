@@ -165,6 +165,23 @@ type SIP struct {
 	// long; it must outlast devices' keep-alive interval (commonly 30s).
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 
+	// MessageTimeout closes a TLS/TCP connection whose message is not
+	// complete this long after its first byte (a peer dripping bytes to
+	// hold the connection); keep-alives do not extend it.
+	MessageTimeout time.Duration `yaml:"message_timeout"`
+
+	// AuthTimeout closes a TLS/TCP connection on which no request has
+	// authenticated this long after the handshake; keep-alives do not
+	// extend it. Devices register at once, so only idle strangers meet it.
+	AuthTimeout time.Duration `yaml:"auth_timeout"`
+
+	// MaxConnections bounds the TLS/TCP connections held at once. 0 (the
+	// default) derives it from the open-file limit (raised to its hard
+	// limit at start), less a reserve for the database, logs, listeners,
+	// trunks and media. At the bound, connections that never
+	// authenticated make way for new ones; authenticated ones never do.
+	MaxConnections int `yaml:"max_connections"`
+
 	// MaxMessageSize in bytes bounds one SIP message on every transport.
 	MaxMessageSize int `yaml:"max_message_size"`
 
@@ -252,6 +269,8 @@ func Default() Config {
 			MaxExpires:     time.Hour,
 			DefaultExpires: 10 * time.Minute,
 			IdleTimeout:    5 * time.Minute,
+			MessageTimeout: 5 * time.Second,
+			AuthTimeout:    30 * time.Second,
 			MaxMessageSize: 65535,
 			UDPReadBuffer:  4 << 20,
 		},

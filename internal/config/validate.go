@@ -101,6 +101,13 @@ func (s SIP) validate(c checker) {
 	} else {
 		durationRange(c, "idle_timeout", s.IdleTimeout, 0, 24*time.Hour)
 	}
+	// Floors that no device needs to be under: a whole message in 2 s
+	// even on a slow link, and a REGISTER's challenge round within 10 s.
+	durationRange(c, "message_timeout", s.MessageTimeout, 2*time.Second, time.Minute)
+	durationRange(c, "auth_timeout", s.AuthTimeout, 10*time.Second, 10*time.Minute)
+	if s.MaxConnections != 0 {
+		intRange(c, "max_connections", s.MaxConnections, 64, 10_000_000)
+	}
 	intRange(c, "max_message_size", s.MaxMessageSize, 1024, 65535)
 	intRange(c, "udp_workers", s.UDPWorkers, 0, 4096)
 	intRange(c, "udp_read_buffer", s.UDPReadBuffer, 0, 256<<20)

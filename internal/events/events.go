@@ -34,6 +34,17 @@ const (
 	CallEnded     = "call.ended"
 	ServerStarted = "server.started"
 	TLSReloaded   = "tls.reloaded"
+
+	// The SIP edge's connection admission and deadlines: a connection
+	// that never authenticated closed to admit a newcomer at the
+	// connection limit, a newcomer refused at the limit, a connection
+	// closed for a message not finished in time or for not authenticating
+	// in time. Each is deduplicated per source and minute; the alert
+	// flood.connections says the limit stays under pressure.
+	ConnectionEvicted = "connection.evicted"
+	ConnectionRefused = "connection.refused"
+	ConnectionTimeout = "connection.timeout"
+	FloodConnections  = "flood.connections"
 )
 
 // Event is one security or operational event.

@@ -44,6 +44,9 @@ const (
 	AlertAccountLocked = "account.locked"
 	AlertScanner       = "scanner.detected"
 	AlertFlood         = "flood.detected"
+	// AlertFloodConnections: the edge's connection limit stayed under
+	// pressure (evicting or refusing) for Config.ConnFloodAfter.
+	AlertFloodConnections = "flood.connections"
 )
 
 func (BanSource) action()   {}

@@ -52,6 +52,7 @@ type Engine struct {
 	alerts *alerter
 
 	mu            sync.Mutex
+	connFlood     connFlood
 	outbox        []Action
 	outboxDropped atomic.Uint64
 }

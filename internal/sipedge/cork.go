@@ -9,16 +9,23 @@ import (
 // each read with the two.
 func (c *streamConn) cork() {
 	c.mu.Lock()
-	c.corked = true
+	c.corked++
 	c.mu.Unlock()
 }
 
 func (c *streamConn) uncork() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.corked = false
+	if c.corked--; c.corked > 0 {
+		return
+	}
+	c.corked = 0
 	c.heldSince = time.Time{}
-	if c.closed.Load() || c.w.Buffered() == 0 {
+	if c.closed.Load() || c.w == nil {
+		return
+	}
+	if c.w.Buffered() == 0 {
+		c.releaseWriter()
 		return
 	}
 	_ = c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
@@ -38,7 +45,7 @@ func (c *streamConn) flushHeld(now time.Time, limit time.Duration) bool {
 		return true
 	}
 	c.heldSince = time.Time{}
-	if c.w.Buffered() > 0 {
+	if c.w != nil && c.w.Buffered() > 0 {
 		_ = c.c.SetWriteDeadline(now.Add(writeTimeout))
 		_ = c.flushLocked()
 	}

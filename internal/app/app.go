@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -138,7 +139,13 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	if err := trunks.Load(ctx); err != nil {
 		return fmt.Errorf("load trunks: %w", err)
 	}
-	grd, err := newGuard(cfg, db, bus, dir, trunks.Carriers(), log.With("component", "guard"))
+	// A source with live registrations or an authenticated connection
+	// carries agents: failures there lock accounts, never the address.
+	var edge *sipedge.Edge
+	active := func(a netip.Addr) bool {
+		return reg.HasSource(a) || (edge != nil && edge.AuthenticatedFrom(a))
+	}
+	grd, err := newGuard(cfg, db, bus, dir, trunks.Carriers(), active, log.With("component", "guard"))
 	if err != nil {
 		return fmt.Errorf("guard: %w", err)
 	}
@@ -177,7 +184,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 			return "", false
 		},
 	})
-	edge, err := sipedge.New(sipedge.Options{
+	edge, err = sipedge.New(sipedge.Options{
 		TLSListen: cfg.SIP.TLSListen, TCPListen: cfg.SIP.TCPListen, UDPListen: cfg.SIP.UDPListen,
 		TLSConfig: tm.ServerConfig(), AdvertiseHost: cfg.SIP.AdvertiseHost, UserAgent: cfg.SIP.UserAgent,
 		IdleTimeout: cfg.SIP.IdleTimeout, MaxMessageSize: cfg.SIP.MaxMessageSize,

@@ -64,13 +64,15 @@ func policyConfig(cfg *config.Config) (policy.Config, error) {
 	return pc, pc.Validate()
 }
 
-func newGuard(cfg *config.Config, st store.Store, ev events.Emitter, dir *accounts.Directory, carriers []netip.Prefix, log *slog.Logger) (*guard, error) {
+// newGuard builds the guard; active reports a source that carries
+// authenticated registrations or calls (see policy.Deps.ActiveSource).
+func newGuard(cfg *config.Config, st store.Store, ev events.Emitter, dir *accounts.Directory, carriers []netip.Prefix, active func(netip.Addr) bool, log *slog.Logger) (*guard, error) {
 	pc, err := policyConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
 	pc.Carriers = carriers
-	eng, err := policy.New(pc, policy.Deps{AccountSources: dir.AllowFrom})
+	eng, err := policy.New(pc, policy.Deps{AccountSources: dir.AllowFrom, ActiveSource: active})
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +215,10 @@ func (g *guard) Request(r *sipedge.Request, now time.Time) sipedge.Verdict {
 	}
 	if to := r.To(); to == nil || !to.Params.Has("tag") {
 		known := g.eng.AuthenticatedBefore(src, now)
+		if known && r.Method != sip.CANCEL && !g.eng.AllowAccountTransaction(src, claimedAccount(r), string(r.Method), now) {
+			g.decisions.WithLabelValues("ratelimit", "account_transactions", "drop").Inc()
+			return sipedge.Verdict{Drop: true}
+		}
 		if r.Method != sip.CANCEL && !g.eng.AllowTransaction(src, now, known) {
 			g.decisions.WithLabelValues("ratelimit", "transactions", "drop").Inc()
 			return sipedge.Verdict{Drop: true}
@@ -225,6 +231,22 @@ func (g *guard) Request(r *sipedge.Request, now time.Time) sipedge.Verdict {
 		return sipedge.Verdict{Drop: d.Verdict == policy.Drop, Code: d.Code, Reason: d.Reason}
 	}
 	return sipedge.Verdict{}
+}
+
+// claimedAccount is the account a request says it is from (To for
+// REGISTER, From otherwise): unauthenticated, good enough to key a rate
+// limit.
+func claimedAccount(r *sipedge.Request) string {
+	if r.Method == sip.REGISTER {
+		if t := r.To(); t != nil {
+			return t.Address.User
+		}
+		return ""
+	}
+	if f := r.From(); f != nil {
+		return f.Address.User
+	}
+	return ""
 }
 
 func scanMessage(r *sipedge.Request) scanner.Message {
@@ -322,6 +344,16 @@ func (g *guard) Run(ctx context.Context) error {
 				}
 			}
 		case acts := <-g.actions:
+			// Group commit: whatever else is queued goes in the same
+			// transaction.
+			for more := true; more && len(acts) < 4096; {
+				select {
+				case a := <-g.actions:
+					acts = append(acts, a...)
+				default:
+					more = false
+				}
+			}
 			g.persist(ctx, acts)
 		case now := <-tick.C:
 			g.persist(ctx, g.eng.Drain())
@@ -338,8 +370,13 @@ func (g *guard) Run(ctx context.Context) error {
 	}
 }
 
+// persist commits the bans and locks among acts in one transaction, then
+// emits the alerts, so an alert about a ban follows the ban's commit.
 func (g *guard) persist(ctx context.Context, acts []policy.Action) {
 	now := time.Now()
+	var bans []store.Ban
+	var locks []store.Lock
+	var alerts []policy.Alert
 	for _, a := range acts {
 		switch a := a.(type) {
 		case policy.BanSource:
@@ -347,22 +384,35 @@ func (g *guard) persist(ctx context.Context, acts []policy.Action) {
 			if !ok {
 				b = ipban.Ban{Addr: a.Addr, Rule: a.Rule, Reason: a.Reason, Cause: a.Cause, Start: now, End: a.Until}
 			}
-			if err := g.st.SaveBan(ctx, store.Ban{Addr: b.Addr, Rule: b.Rule, Reason: b.Reason, Cause: b.Cause, Start: b.Start, End: b.End, Level: b.Level}); err != nil {
-				g.log.Error("persist ban", "addr", a.Addr, "err", err)
-			} else {
-				g.storedBans[b.Addr] = true
-			}
+			bans = append(bans, store.Ban{Addr: b.Addr, Rule: b.Rule, Reason: b.Reason, Cause: b.Cause, Start: b.Start, End: b.End, Level: b.Level})
 		case policy.LockAccount:
-			if err := g.st.SaveLock(ctx, store.Lock{Account: a.Account, Until: a.Until, Level: a.Level, Reason: a.Reason}); err != nil {
-				g.log.Error("persist lock", "account", a.Account, "err", err)
-			} else {
-				g.storedLocks[a.Account] = true
-			}
+			locks = append(locks, store.Lock{Account: a.Account, Source: a.Source, Until: a.Until, Level: a.Level, Reason: a.Reason})
 		case policy.Alert:
-			e := events.Event{Type: a.Type, Severity: events.Alert, Source: a.Source, Account: a.Account, Message: a.Message, Fields: a.Fields}
-			g.ev.Emit(e)
+			alerts = append(alerts, a)
 		}
 	}
+	if err := g.st.SaveGuard(ctx, bans, locks); err != nil {
+		g.log.Error("persist bans and locks; they hold in memory", "bans", len(bans), "locks", len(locks), "err", err)
+	} else {
+		for _, b := range bans {
+			g.storedBans[b.Addr] = true
+		}
+		for _, l := range locks {
+			g.storedLocks[lockKey(l.Account, l.Source)] = true
+		}
+	}
+	for _, a := range alerts {
+		g.ev.Emit(events.Event{Type: a.Type, Severity: events.Alert, Source: a.Source, Account: a.Account, Message: a.Message, Fields: a.Fields})
+	}
+}
+
+// lockKey names a lock in storedLocks: the account, and the source of a
+// source lock.
+func lockKey(account string, src netip.Addr) string {
+	if !src.IsValid() {
+		return account
+	}
+	return account + "|" + src.String()
 }
 
 // sync makes the engine's bans and locks match the store: entries made or
@@ -400,13 +450,20 @@ func (g *guard) sync(ctx context.Context, now time.Time) {
 	lockedInStore := make(map[string]bool, len(locks))
 	rl := make([]lockout.Lock, 0, len(locks))
 	for _, l := range locks {
-		lockedInStore[l.Account] = true
-		rl = append(rl, lockout.Lock{Account: l.Account, Until: l.Until, Level: l.Level, Reason: l.Reason})
+		lockedInStore[lockKey(l.Account, l.Source)] = true
+		rl = append(rl, lockout.Lock{Account: l.Account, Source: l.Source, Until: l.Until, Level: l.Level, Reason: l.Reason})
 	}
 	for _, l := range g.eng.Lockout().Locks(now) {
-		if !lockedInStore[l.Account] && (g.storedLocks[l.Account] || now.Sub(l.Since) > 5*time.Second) {
+		k := lockKey(l.Account, l.Source)
+		if !lockedInStore[k] && (g.storedLocks[k] || now.Sub(l.Since) > 5*time.Second) {
+			// Lifted by another process (veilig ext unlock lifts the
+			// account's lock and its source locks at once).
 			g.eng.Unlock(l.Account, now)
-			delete(g.storedLocks, l.Account)
+			for sk := range g.storedLocks {
+				if sk == l.Account || strings.HasPrefix(sk, l.Account+"|") {
+					delete(g.storedLocks, sk)
+				}
+			}
 		}
 	}
 	for a := range lockedInStore {

@@ -111,7 +111,11 @@ func whyReasons(ctx context.Context, cfg *config.Config, addr netip.Addr, ext st
 			return nil, false, err
 		}
 		for _, l := range locks {
-			if l.Account == ext {
+			switch {
+			case l.Account != ext:
+			case l.Source.IsValid() && l.Source == addr:
+				out = append(out, policy.Reason{Stage: "lockout", Rule: policy.RuleSourceLock, Refuses: true, Message: "locked for " + addr.String() + " alone: " + l.Reason, Until: l.Until, Lift: "veilig ext unlock " + ext})
+			case !l.Source.IsValid():
 				out = append(out, policy.Reason{Stage: "lockout", Rule: "account_locked", Refuses: true, Message: l.Reason, Until: l.Until, Lift: "veilig ext unlock " + ext})
 			}
 		}

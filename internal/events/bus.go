@@ -15,9 +15,13 @@ import (
 )
 
 // Bus queues events and call records and writes them in batches to the
-// store and the JSON-lines log.
+// store and the JSON-lines log: every 100 ms, or at once (with whatever
+// is queued before it) for a warning or an alert, since security
+// decisions rest on those and a crash must lose as few of them as
+// possible.
 type Bus struct {
 	q       chan item
+	urgent  chan struct{}
 	st      store.Store
 	path    string
 	log     *slog.Logger
@@ -37,7 +41,7 @@ func NewBus(st store.Store, path string, queue int, log *slog.Logger) *Bus {
 	if queue <= 0 {
 		queue = 65536
 	}
-	return &Bus{q: make(chan item, queue), st: st, path: path, log: log, flushed: make(chan chan struct{})}
+	return &Bus{q: make(chan item, queue), urgent: make(chan struct{}, 1), st: st, path: path, log: log, flushed: make(chan chan struct{})}
 }
 
 // Emit queues e without blocking; a full queue drops it and counts.
@@ -49,6 +53,13 @@ func (b *Bus) Emit(e Event) {
 	case b.q <- item{ev: &e}:
 	default:
 		b.dropped.Add(1)
+		return
+	}
+	if e.Severity == Warning || e.Severity == Alert {
+		select {
+		case b.urgent <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -164,6 +175,8 @@ func (b *Bus) Run(ctx context.Context) error {
 			}
 		case <-tick.C:
 			flush()
+		case <-b.urgent:
+			drain()
 		case done := <-b.flushed:
 			drain()
 			close(done)

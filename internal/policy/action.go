@@ -19,9 +19,11 @@ type BanSource struct {
 	Cause  []string
 }
 
-// LockAccount locks Account against unknown sources until Until.
+// LockAccount locks Account against unknown sources until Until or, with
+// Source set, for that source alone.
 type LockAccount struct {
 	Account string
+	Source  netip.Addr
 	Until   time.Time
 	Level   int
 	Reason  string

@@ -24,9 +24,10 @@ import (
 type admission struct {
 	max int
 
-	mu    sync.Mutex
-	n     int
-	lists [numClasses]slotList // oldest first
+	mu     sync.Mutex
+	n      int
+	lists  [numClasses]slotList // oldest first
+	authed map[netip.Addr]int   // authenticated connections per source
 
 	evicted, refused atomic.Uint64
 }
@@ -118,6 +119,17 @@ func (a *admission) authenticated(s *slot) {
 	a.lists[s.class].remove(s)
 	s.class = classAuthed
 	a.lists[classAuthed].push(s)
+	if a.authed == nil {
+		a.authed = make(map[netip.Addr]int)
+	}
+	a.authed[s.peer.Addr()]++
+}
+
+// authenticatedFrom reports an authenticated connection from addr.
+func (a *admission) authenticatedFrom(addr netip.Addr) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.authed[addr] > 0
 }
 
 // release gives back the place of a connection that has closed; an
@@ -127,6 +139,11 @@ func (a *admission) release(s *slot) {
 	defer a.mu.Unlock()
 	if s.class < 0 {
 		return
+	}
+	if s.class == classAuthed {
+		if a.authed[s.peer.Addr()]--; a.authed[s.peer.Addr()] <= 0 {
+			delete(a.authed, s.peer.Addr())
+		}
 	}
 	a.lists[s.class].remove(s)
 	s.class = -1

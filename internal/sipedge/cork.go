@@ -99,3 +99,35 @@ func (h *heldConns) flush(now time.Time) {
 	}
 	h.mu.Unlock()
 }
+
+// Hold keeps what is sent on conns from now until the returned release
+// is called, so that answers sent together (a batch of registrations
+// just committed) leave in as few writes as possible: one TLS record per
+// connection, one sendmmsg per UDP socket. Nothing waits longer than
+// maxHold either way.
+func Hold(conns ...Conn) (release func()) {
+	streams := make(map[*streamConn]struct{})
+	outs := make(map[*udpOut]struct{})
+	for _, c := range conns {
+		switch c := c.(type) {
+		case *streamConn:
+			if _, ok := streams[c]; !ok {
+				streams[c] = struct{}{}
+				c.cork()
+			}
+		case *udpConn:
+			if _, ok := outs[c.out]; !ok && c.out != nil {
+				outs[c.out] = struct{}{}
+				c.out.begin()
+			}
+		}
+	}
+	return func() {
+		for c := range streams {
+			c.uncork()
+		}
+		for o := range outs {
+			o.flush()
+		}
+	}
+}

@@ -193,6 +193,10 @@ func (e *Edge) MetricsSnapshot() map[string]uint64 {
 	}
 }
 
+// AuthenticatedFrom reports whether a stream connection from addr has
+// authenticated a request (a device registered or calling on it).
+func (e *Edge) AuthenticatedFrom(addr netip.Addr) bool { return e.adm.authenticatedFrom(addr.Unmap()) }
+
 // Admission reports the connection limit and what it has done.
 func (e *Edge) Admission() AdmissionStats { return e.adm.stats() }
 

@@ -63,9 +63,12 @@ type Ban struct {
 	Level  int // escalation step
 }
 
-// Lock is an account locked against new sources until Until.
+// Lock is an account locked against new sources until Until or, when
+// Source is set, locked for that one source address (a failing device
+// behind an address whose other devices keep working).
 type Lock struct {
 	Account string
+	Source  netip.Addr // zero: the account-wide lock
 	Until   time.Time
 	Level   int
 	Reason  string
@@ -182,14 +185,19 @@ type Store interface {
 	InsertEvents(ctx context.Context, es []Event) error
 	ListEvents(ctx context.Context, f EventFilter) ([]Event, error) // newest first; Since inclusive
 
-	// Bans and locks. Saves upsert by address or account; lists return
-	// only those still in force at now.
+	// Bans and locks. Saves upsert by address, or by account and source;
+	// lists return only those still in force at now (locks ordered by
+	// account, the account-wide lock before source locks). SaveGuard
+	// saves several at once, in one transaction, so a burst of security
+	// decisions is durable with one commit. DeleteLock removes the
+	// account's lock and its source locks.
 	SaveBan(ctx context.Context, b Ban) error
 	DeleteBan(ctx context.Context, addr netip.Addr) error // ErrNotFound if absent
 	ListBans(ctx context.Context, now time.Time) ([]Ban, error)
 	SaveLock(ctx context.Context, l Lock) error
 	DeleteLock(ctx context.Context, account string) error // ErrNotFound if absent
 	ListLocks(ctx context.Context, now time.Time) ([]Lock, error)
+	SaveGuard(ctx context.Context, bans []Ban, locks []Lock) error
 	// Suspensions of outbound calling; SaveSuspension upserts.
 	SaveSuspension(ctx context.Context, s Suspension) error
 	DeleteSuspension(ctx context.Context, extension string) error // ErrNotFound if absent

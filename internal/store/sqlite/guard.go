@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -11,8 +12,15 @@ import (
 	"github.com/veilig/veilig/internal/store"
 )
 
+// execer is what the save statements need: the writer or a transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // SaveBan upserts a ban by address.
-func (d *DB) SaveBan(ctx context.Context, b store.Ban) error {
+func (d *DB) SaveBan(ctx context.Context, b store.Ban) error { return saveBan(ctx, d.w, b) }
+
+func saveBan(ctx context.Context, x execer, b store.Ban) error {
 	cause, err := json.Marshal(b.Cause)
 	if err != nil {
 		return fmt.Errorf("save ban %s: %w", b.Addr, err)
@@ -20,7 +28,7 @@ func (d *DB) SaveBan(ctx context.Context, b store.Ban) error {
 	if b.Cause == nil {
 		cause = []byte("[]")
 	}
-	_, err = d.w.ExecContext(ctx, `INSERT INTO bans (addr, rule, reason, cause, start, end, level) VALUES (?, ?, ?, ?, ?, ?, ?)
+	_, err = x.ExecContext(ctx, `INSERT INTO bans (addr, rule, reason, cause, start, end, level) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (addr) DO UPDATE SET rule = excluded.rule, reason = excluded.reason, cause = excluded.cause,
 		start = excluded.start, end = excluded.end, level = excluded.level`,
 		b.Addr.Unmap().String(), b.Rule, b.Reason, string(cause), nanos(b.Start), nanos(b.End), b.Level)
@@ -63,25 +71,85 @@ func (d *DB) ListBans(ctx context.Context, now time.Time) ([]store.Ban, error) {
 	return out, rows.Err()
 }
 
-// SaveLock upserts an account lock.
-func (d *DB) SaveLock(ctx context.Context, l store.Lock) error {
-	_, err := d.w.ExecContext(ctx, `INSERT INTO locks (account, until, level, reason) VALUES (?, ?, ?, ?)
-		ON CONFLICT (account) DO UPDATE SET until = excluded.until, level = excluded.level, reason = excluded.reason`,
-		l.Account, nanos(l.Until), l.Level, l.Reason)
+// SaveLock upserts an account lock, or a source lock when l.Source is set.
+func (d *DB) SaveLock(ctx context.Context, l store.Lock) error { return saveLock(ctx, d.w, l) }
+
+func saveLock(ctx context.Context, x execer, l store.Lock) error {
+	var err error
+	if l.Source.IsValid() {
+		_, err = x.ExecContext(ctx, `INSERT INTO source_locks (account, source, until, level, reason) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (account, source) DO UPDATE SET until = excluded.until, level = excluded.level, reason = excluded.reason`,
+			l.Account, l.Source.Unmap().String(), nanos(l.Until), l.Level, l.Reason)
+	} else {
+		_, err = x.ExecContext(ctx, `INSERT INTO locks (account, until, level, reason) VALUES (?, ?, ?, ?)
+			ON CONFLICT (account) DO UPDATE SET until = excluded.until, level = excluded.level, reason = excluded.reason`,
+			l.Account, nanos(l.Until), l.Level, l.Reason)
+	}
 	if err != nil {
 		return fmt.Errorf("save lock %s: %w", l.Account, err)
 	}
 	return nil
 }
 
-// DeleteLock unlocks an account.
+// SaveGuard saves bans and locks in one transaction.
+func (d *DB) SaveGuard(ctx context.Context, bans []store.Ban, locks []store.Lock) error {
+	if len(bans) == 0 && len(locks) == 0 {
+		return nil
+	}
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("save guard: %w", err)
+	}
+	defer tx.Rollback()
+	for _, b := range bans {
+		if err := saveBan(ctx, tx, b); err != nil {
+			return err
+		}
+	}
+	for _, l := range locks {
+		if err := saveLock(ctx, tx, l); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save guard: commit: %w", err)
+	}
+	return nil
+}
+
+// DeleteLock unlocks an account: its lock and its source locks.
 func (d *DB) DeleteLock(ctx context.Context, account string) error {
-	return d.deleteOne(ctx, `DELETE FROM locks WHERE account = ?`, account, "lock")
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delete lock %s: %w", account, err)
+	}
+	defer tx.Rollback()
+	var n int64
+	for _, q := range []string{`DELETE FROM locks WHERE account = ?`, `DELETE FROM source_locks WHERE account = ?`} {
+		res, err := tx.ExecContext(ctx, q, account)
+		if err != nil {
+			return fmt.Errorf("delete lock %s: %w", account, err)
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("delete lock %s: %w", account, err)
+		}
+		n += k
+	}
+	if n == 0 {
+		return fmt.Errorf("delete lock %s: %w", account, store.ErrNotFound)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("delete lock %s: commit: %w", account, err)
+	}
+	return nil
 }
 
 // ListLocks returns the locks in force at now.
 func (d *DB) ListLocks(ctx context.Context, now time.Time) ([]store.Lock, error) {
-	rows, err := d.r.QueryContext(ctx, `SELECT account, until, level, reason FROM locks WHERE until > ? ORDER BY account`, nanos(now))
+	rows, err := d.r.QueryContext(ctx, `SELECT account, '', until, level, reason FROM locks WHERE until > ?
+		UNION ALL SELECT account, source, until, level, reason FROM source_locks WHERE until > ?
+		ORDER BY 1, 2`, nanos(now), nanos(now))
 	if err != nil {
 		return nil, fmt.Errorf("list locks: %w", err)
 	}
@@ -90,10 +158,18 @@ func (d *DB) ListLocks(ctx context.Context, now time.Time) ([]store.Lock, error)
 	for rows.Next() {
 		var (
 			l     store.Lock
+			src   string
 			until int64
 		)
-		if err := rows.Scan(&l.Account, &until, &l.Level, &l.Reason); err != nil {
+		if err := rows.Scan(&l.Account, &src, &until, &l.Level, &l.Reason); err != nil {
 			return nil, fmt.Errorf("list locks: %w", err)
+		}
+		if src != "" {
+			a, err := netip.ParseAddr(src)
+			if err != nil {
+				return nil, fmt.Errorf("list locks: %s source %q: %w", l.Account, src, err)
+			}
+			l.Source = a
 		}
 		l.Until = fromNanos(until)
 		out = append(out, l)

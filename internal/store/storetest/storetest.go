@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Events", testEvents},
 		{"EventFilters", testEventFilters},
 		{"EmptyBatches", testEmptyBatches},
+		{"GuardSave", testGuardSave},
 		{"Canceled", testCanceled},
 		{"Concurrent", testConcurrent},
 	}

@@ -248,6 +248,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 			log.Error("guard stopped", "err", err)
 		}
 	}()
+	run("memory", func(ctx context.Context) error { return returnMemory(ctx, log.With("component", "memory")) })
 	run("media", relay.Run)
 	run("trunks", trunks.Run)
 	run("fraud", func(ctx context.Context) error {

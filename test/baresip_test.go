@@ -25,6 +25,11 @@ type phoneConfig struct {
 	audioSource string // e.g. "ausine,1000" or "aufile,/path/tone.wav"
 	autoAnswer  bool
 	rtpLo       int // rtp_ports rtpLo..rtpLo+19
+	// regint is the registration interval asked for (0: 60 s).
+	regint int
+	// outbound registers an RFC 5626 flow (sipnat=outbound: reg-id,
+	// +sip.instance, keep-alives at the server's Flow-Timer).
+	outbound bool
 }
 
 // phone is a running baresip controlled over ctrl_tcp.
@@ -121,8 +126,17 @@ func baresipConfig(srv *server, cfg phoneConfig, sipPort, ctrlPort int, recDir s
 // baresipAccount renders the accounts line: SIP/TLS to the server, digest
 // secret, mandatory SRTP.
 func baresipAccount(cfg phoneConfig) string {
-	line := fmt.Sprintf("<sip:%s@%s;transport=tls>;auth_pass=%s;regint=60;mediaenc=srtp-mand",
-		cfg.ext, cfg.proxy, cfg.secret)
+	regint := cfg.regint
+	if regint == 0 {
+		regint = 60
+	}
+	line := fmt.Sprintf("<sip:%s@%s;transport=tls>;auth_pass=%s;regint=%d;mediaenc=srtp-mand",
+		cfg.ext, cfg.proxy, cfg.secret, regint)
+	if cfg.outbound {
+		// baresip registers an outbound flow per configured outbound
+		// proxy (reg-id 1 here) and none without one.
+		line += fmt.Sprintf(";sipnat=outbound;outbound=\"sip:%s;transport=tls\"", cfg.proxy)
+	}
 	if cfg.autoAnswer {
 		line += ";answermode=auto"
 	}

@@ -128,6 +128,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	}
 	reg := registrar.New(registrar.Options{
 		MinExpires: cfg.SIP.MinExpires, MaxExpires: cfg.SIP.MaxExpires, DefaultExpires: cfg.SIP.DefaultExpires,
+		ConnectionMaxExpires: cfg.SIP.ConnectionMaxExpires, FlowTimer: min(30*time.Second, cfg.SIP.IdleTimeout/2),
 		Store: db, Events: bus, Logger: log.With("component", "registrar"),
 	})
 	restored, err := reg.Load(ctx, time.Now())
@@ -271,7 +272,15 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	})
 	run("sip", edge.Serve)
 	run("control", func(ctx context.Context) error {
-		return serveControl(ctx, cfg.ControlSocketPath(), grd, func(ext string) { bus.Emit(fraud.Lift(ext, time.Now())) }, log)
+		regs := func() []ControlBinding {
+			var out []ControlBinding
+			reg.Each(func(b store.Binding) {
+				_, ok := edge.ConnFor(b.ConnID, b.Transport, b.Source)
+				out = append(out, ControlBinding{Extension: b.Number, Contact: b.Contact, Connected: ok})
+			})
+			return out
+		}
+		return serveControl(ctx, cfg.ControlSocketPath(), grd, func(ext string) { bus.Emit(fraud.Lift(ext, time.Now())) }, regs, log)
 	})
 	run("accounts", func(ctx context.Context) error { dir.Watch(ctx, 250*time.Millisecond); return nil })
 	if cfg.Metrics.Listen != "" {

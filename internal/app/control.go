@@ -17,21 +17,31 @@ import (
 
 // ControlRequest is one query on the control socket.
 type ControlRequest struct {
-	Op      string `json:"op"` // "why", "lift"
+	Op      string `json:"op"` // "why", "lift", "regs"
 	Addr    string `json:"addr,omitempty"`
 	Account string `json:"account,omitempty"`
 }
 
 // ControlResponse answers a ControlRequest.
 type ControlResponse struct {
-	Error   string          `json:"error,omitempty"`
-	Reasons []policy.Reason `json:"reasons,omitempty"`
+	Error    string           `json:"error,omitempty"`
+	Reasons  []policy.Reason  `json:"reasons,omitempty"`
+	Bindings []ControlBinding `json:"bindings,omitempty"`
+}
+
+// ControlBinding is a registration as the running server sees it:
+// Connected is false for a TLS/TCP device whose connection is gone (it
+// cannot be called until it registers again).
+type ControlBinding struct {
+	Extension string `json:"extension"`
+	Contact   string `json:"contact"`
+	Connected bool   `json:"connected"`
 }
 
 // serveControl answers local management queries that need the running
 // server's memory (rate-limit state, live bans) on a unix socket only the
 // data directory's owner can reach.
-func serveControl(ctx context.Context, path string, g *guard, lift func(ext string), log *slog.Logger) error {
+func serveControl(ctx context.Context, path string, g *guard, lift func(ext string), regs func() []ControlBinding, log *slog.Logger) error {
 	_ = os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -70,6 +80,8 @@ func serveControl(ctx context.Context, path string, g *guard, lift func(ext stri
 				res.Reasons = g.eng.Explain(addr.Unmap(), req.Account, time.Now())
 			case req.Op == "lift":
 				lift(req.Account)
+			case req.Op == "regs":
+				res.Bindings = regs()
 			default:
 				res.Error = "unknown op " + req.Op
 			}

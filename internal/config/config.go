@@ -161,6 +161,14 @@ type SIP struct {
 	MaxExpires     time.Duration `yaml:"max_expires"`
 	DefaultExpires time.Duration `yaml:"default_expires"`
 
+	// ConnectionMaxExpires caps the registration interval of a TLS/TCP
+	// device that does not use RFC 5626 outbound. Such a device notices
+	// that its connection is gone (after a server restart) only when it
+	// refreshes, and cannot be called until then; a device with outbound
+	// keeps the flow alive (Flow-Timer) and registers again as soon as it
+	// fails, and keeps its interval. Never below MinExpires.
+	ConnectionMaxExpires time.Duration `yaml:"connection_max_expires"`
+
 	// IdleTimeout closes a TLS/TCP connection that sends nothing for this
 	// long; it must outlast devices' keep-alive interval (commonly 30s).
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
@@ -262,17 +270,18 @@ func Default() Config {
 			Format: "text",
 		},
 		SIP: SIP{
-			Domain:         "veilig.local",
-			TLSListen:      "0.0.0.0:5061",
-			UserAgent:      "Veilig",
-			MinExpires:     60 * time.Second,
-			MaxExpires:     time.Hour,
-			DefaultExpires: 10 * time.Minute,
-			IdleTimeout:    5 * time.Minute,
-			MessageTimeout: 5 * time.Second,
-			AuthTimeout:    30 * time.Second,
-			MaxMessageSize: 65535,
-			UDPReadBuffer:  4 << 20,
+			Domain:               "veilig.local",
+			TLSListen:            "0.0.0.0:5061",
+			UserAgent:            "Veilig",
+			MinExpires:           60 * time.Second,
+			MaxExpires:           time.Hour,
+			DefaultExpires:       10 * time.Minute,
+			ConnectionMaxExpires: time.Minute,
+			IdleTimeout:          5 * time.Minute,
+			MessageTimeout:       5 * time.Second,
+			AuthTimeout:          30 * time.Second,
+			MaxMessageSize:       65535,
+			UDPReadBuffer:        4 << 20,
 		},
 		TLS: TLS{
 			MinVersion: "1.2",

@@ -18,7 +18,7 @@ func TestKeysContract(t *testing.T) {
 		"data_dir",
 		"log.level", "log.format",
 		"sip.domain", "sip.tls_listen", "sip.tcp_listen", "sip.udp_listen", "sip.advertise_host",
-		"sip.user_agent", "sip.min_expires", "sip.max_expires", "sip.default_expires",
+		"sip.user_agent", "sip.min_expires", "sip.max_expires", "sip.default_expires", "sip.connection_max_expires",
 		"sip.idle_timeout", "sip.message_timeout", "sip.auth_timeout", "sip.max_connections", "sip.max_message_size", "sip.udp_workers", "sip.udp_read_buffer",
 		"sip.insecure_sdes_over_plain_transport",
 		"tls.cert_file", "tls.key_file", "tls.min_version", "tls.insecure_legacy_versions",

@@ -96,6 +96,8 @@ func (s SIP) validate(c checker) {
 		c.errf("default_expires", "must be between %smin_expires (%s) and %smax_expires (%s), got %s",
 			c.prefix, fmtDur(s.MinExpires), c.prefix, fmtDur(s.MaxExpires), fmtDur(s.DefaultExpires))
 	}
+	// Below min_expires the registrar grants min_expires anyway.
+	durationRange(c, "connection_max_expires", s.ConnectionMaxExpires, 10*time.Second, 24*time.Hour)
 	if s.IdleTimeout <= 30*time.Second {
 		c.errf("idle_timeout", "must be more than 30s so devices' keep-alives arrive in time, got %s", fmtDur(s.IdleTimeout))
 	} else {

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,9 +30,18 @@ type Options struct {
 	MinExpires, MaxExpires, DefaultExpires time.Duration
 	// MaxContacts bounds the devices one extension may register.
 	MaxContacts int
-	Store       store.Store
-	Events      events.Emitter
-	Logger      *slog.Logger
+	// ConnectionMaxExpires caps the expiry granted over TLS/TCP to a
+	// device without RFC 5626 outbound (0: no cap). Such a device learns
+	// that its connection, and with it its reachability, is gone (a
+	// server restart) only when it refreshes, so this bounds how long it
+	// stays unreachable.
+	ConnectionMaxExpires time.Duration
+	// FlowTimer is the keep-alive interval an outbound device is told
+	// (Flow-Timer); it must be well inside the idle timeout. 0: 30 s.
+	FlowTimer time.Duration
+	Store     store.Store
+	Events    events.Emitter
+	Logger    *slog.Logger
 }
 
 // Registrar holds the bindings.
@@ -108,6 +118,9 @@ func (r *Registrar) HasSource(addr netip.Addr) bool {
 func New(o Options) *Registrar {
 	if o.MaxContacts <= 0 {
 		o.MaxContacts = 10
+	}
+	if o.FlowTimer <= 0 {
+		o.FlowTimer = 30 * time.Second
 	}
 	r := &Registrar{o: o, seed: maphash.MakeSeed(), pending: make(chan *write, 16384)}
 	for i := range r.shards {
@@ -309,6 +322,12 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 		contact string
 		expires time.Duration
 	}
+	// RFC 5626 outbound: a device on a connection that registers a flow
+	// (reg-id, and says it supports outbound) keeps the flow alive with
+	// keep-alives at Flow-Timer and registers again as soon as the
+	// connection fails, so it may keep its long expiry. Any other device
+	// on a connection is given at most ConnectionMaxExpires.
+	outbound := req.Conn.Reliable() && supports(req.Request, "outbound")
 	var changes []change
 	wildcard := false
 	for _, h := range contacts {
@@ -331,7 +350,14 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 		if c.Address.Host == "" {
 			return req.Respond(400, "Bad Contact")
 		}
+		if !c.Params.Has("reg-id") {
+			outbound = false
+		}
 		changes = append(changes, change{contact: c.Address.String(), expires: exp})
+	}
+	maxExp := r.o.MaxExpires
+	if req.Conn.Reliable() && !outbound && r.o.ConnectionMaxExpires > 0 {
+		maxExp = max(min(maxExp, r.o.ConnectionMaxExpires), r.o.MinExpires)
 	}
 	if wildcard && (len(contacts) != 1 || defExp != 0) {
 		return req.Respond(400, "Wildcard Contact needs Expires: 0 and no other Contact")
@@ -370,7 +396,7 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 			}
 			continue
 		}
-		exp := clamp(ch.expires, r.o.MinExpires, r.o.MaxExpires)
+		exp := clamp(ch.expires, r.o.MinExpires, maxExp)
 		b := store.Binding{
 			Number: number, Contact: ch.contact, Source: req.Peer(), Transport: req.Conn.Transport(),
 			ConnID: req.Conn.ID(), CallID: callID, CSeq: cseq, UserAgent: userAgent(req.Request),
@@ -427,6 +453,10 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 		res.AppendHeader(ch)
 	}
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(http1123)))
+	if outbound && len(changes) > 0 {
+		res.AppendHeader(sip.NewHeader("Require", "outbound"))
+		res.AppendHeader(sip.NewHeader("Flow-Timer", strconv.Itoa(int(r.o.FlowTimer/time.Second))))
+	}
 	announce := func() {
 		for _, b := range removed {
 			r.o.Events.Emit(events.New(events.Unregister, events.Info, req.Peer(), number, "device unregistered", "contact", b.Contact))
@@ -468,6 +498,21 @@ func clamp(d, lo, hi time.Duration) time.Duration {
 		return hi
 	}
 	return d
+}
+
+// supports reports an option tag in the request's Supported or Require
+// headers.
+func supports(r *sip.Request, tag string) bool {
+	for _, name := range []string{"Supported", "k", "Require"} {
+		for _, h := range r.GetHeaders(name) {
+			for _, t := range strings.Split(h.Value(), ",") {
+				if strings.EqualFold(strings.TrimSpace(t), tag) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func userAgent(r *sip.Request) string {

@@ -199,3 +199,66 @@ func (c *countingStore) calls() int {
 	defer c.mu.Unlock()
 	return c.n
 }
+
+// TestConnectionRegistrationExpiry: over TCP, a device without RFC 5626
+// outbound is granted at most ConnectionMaxExpires; one that registers a
+// flow (Supported: outbound, reg-id) keeps its interval and is told
+// Require: outbound and the Flow-Timer.
+func TestConnectionRegistrationExpiry(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "v.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	for _, n := range []string{"1001", "1002"} {
+		if err := db.CreateExtension(ctx, store.Extension{Number: n, Realm: "example.com"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := New(Options{MinExpires: time.Minute, MaxExpires: 2 * time.Hour, DefaultExpires: 10 * time.Minute,
+		ConnectionMaxExpires: time.Minute, FlowTimer: 25 * time.Second,
+		Store: db, Events: events.Discard{}, Logger: slog.New(slog.DiscardHandler)})
+	edge, err := sipedge.New(sipedge.Options{TCPListen: "127.0.0.1:0", Handler: reg, Auth: asAccount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = edge.Serve(rctx) }()
+	go func() { defer wg.Done(); _ = reg.Run(rctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	ask := func(user string, outbound bool) string {
+		c, err := net.Dial("tcp", edge.Listeners()[0].Addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		msg := strings.Replace(register(user, "cid-"+user, 1), "SIP/2.0/UDP", "SIP/2.0/TCP", 1)
+		msg = strings.Replace(msg, "Expires: 300", "Expires: 3600", 1)
+		if outbound {
+			msg = strings.Replace(msg, ":5099>\r\n", `:5099;transport=tcp>;reg-id=1;+sip.instance="<urn:uuid:00000000-0000-1000-8000-000000000001>"`+"\r\nSupported: outbound, path\r\n", 1)
+		}
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("%s: no answer: %v", user, err)
+		}
+		return string(buf[:n])
+	}
+	plain := ask("1001", false)
+	if !strings.HasPrefix(plain, "SIP/2.0 200") || !strings.Contains(plain, "expires=60") || strings.Contains(plain, "Flow-Timer") {
+		t.Errorf("plain TCP registration, 3600 s asked: want 200 with expires=60 and no Flow-Timer:\n%s", plain)
+	}
+	ob := ask("1002", true)
+	if !strings.HasPrefix(ob, "SIP/2.0 200") || !strings.Contains(ob, "expires=3600") ||
+		!strings.Contains(ob, "Require: outbound") || !strings.Contains(ob, "Flow-Timer: 25") {
+		t.Errorf("outbound TCP registration: want 200 with expires=3600, Require: outbound, Flow-Timer: 25:\n%s", ob)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -100,6 +101,16 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		debug.SetMemoryLimit(1 << 30)
 	}
 
+	files, err := raiseFileLimit()
+	if err != nil {
+		return err
+	}
+	maxConns, reserve, err := connectionLimit(cfg, files)
+	if err != nil {
+		return err
+	}
+	log.Info("connection limit", "max_connections", maxConns, "open_file_limit", files, "reserve", reserve)
+
 	// Each weakening setting is said once, where a person starting the
 	// server reads (stdout, which journald keeps too).
 	for _, w := range cfg.Warnings() {
@@ -141,6 +152,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	}
 	reg := registrar.New(registrar.Options{
 		MinExpires: cfg.SIP.MinExpires, MaxExpires: cfg.SIP.MaxExpires, DefaultExpires: cfg.SIP.DefaultExpires,
+		ConnectionMaxExpires: cfg.SIP.ConnectionMaxExpires, FlowTimer: min(30*time.Second, cfg.SIP.IdleTimeout/2),
 		Store: db, Events: bus, Logger: log.With("component", "registrar"),
 	})
 	restored, err := reg.Load(ctx, time.Now())
@@ -152,7 +164,13 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	if err := trunks.Load(ctx); err != nil {
 		return fmt.Errorf("load trunks: %w", err)
 	}
-	grd, err := newGuard(cfg, db, bus, dir, trunks.Carriers(), log.With("component", "guard"))
+	// A source with live registrations or an authenticated connection
+	// carries agents: failures there lock accounts, never the address.
+	var edge *sipedge.Edge
+	active := func(a netip.Addr) bool {
+		return reg.HasSource(a) || (edge != nil && edge.AuthenticatedFrom(a))
+	}
+	grd, err := newGuard(cfg, db, bus, dir, trunks.Carriers(), active, log.With("component", "guard"))
 	if err != nil {
 		return fmt.Errorf("guard: %w", err)
 	}
@@ -182,7 +200,8 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		Realm: cfg.SIP.Domain, AllowMD5: cfg.Auth.AllowMD5, MD5First: cfg.Auth.InsecureMD5First,
 		MD5Only: append([]string(nil), cfg.Auth.MD5OnlyUserAgents...),
 		Nonces:  nonces, Key: key.Derive("sip-auth"), Accounts: dir, Events: bus,
-		Observe: grd.Observe, Gate: grd.Gate,
+		Observe: grd.Observe, Gate: grd.Gate, LocalHosts: localHosts(cfg),
+		InsecureURIWithoutUser: cfg.Auth.InsecureDigestURIWithoutUser,
 		Trusted: func(c sipedge.Conn) (string, bool) {
 			if t, ok := trunks.FromTrunk(c); ok {
 				return "trunk:" + t.Name(), true
@@ -190,10 +209,11 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 			return "", false
 		},
 	})
-	edge, err := sipedge.New(sipedge.Options{
+	edge, err = sipedge.New(sipedge.Options{
 		TLSListen: cfg.SIP.TLSListen, TCPListen: cfg.SIP.TCPListen, UDPListen: cfg.SIP.UDPListen,
 		TLSConfig: tm.ServerConfig(), AdvertiseHost: cfg.SIP.AdvertiseHost, UserAgent: cfg.SIP.UserAgent,
 		IdleTimeout: cfg.SIP.IdleTimeout, MaxMessageSize: cfg.SIP.MaxMessageSize,
+		MessageTimeout: cfg.SIP.MessageTimeout, AuthTimeout: cfg.SIP.AuthTimeout, MaxConnections: maxConns,
 		UDPWorkers: cfg.SIP.UDPWorkerCount(), UDPReadBuffer: cfg.SIP.UDPReadBuffer,
 		Handler: mux, Auth: authStage, Logger: log.With("component", "sip"), Guard: grd,
 		Sanity: func(raw []byte, r *sip.Request) (int, string, bool) {
@@ -224,6 +244,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	trunks.SetEdge(edge)
 
 	printBanner(out, cfg, tm, edge, restored)
+	fmt.Fprintf(out, "connections: up to %d TLS/TCP (open-file limit %d)\n", maxConns, files)
 	bus.Emit(events.New(events.ServerStarted, netipZero, "", "veilig started", "version", Version))
 
 	var wg sync.WaitGroup
@@ -252,6 +273,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 			log.Error("guard stopped", "err", err)
 		}
 	}()
+	run("memory", func(ctx context.Context) error { return returnMemory(ctx, log.With("component", "memory")) })
 	run("media", relay.Run)
 	run("trunks", trunks.Run)
 	run("fraud", func(ctx context.Context) error {
@@ -353,6 +375,27 @@ func listenHosts(cfg *config.Config) []string {
 	}
 	if cfg.SIP.AdvertiseHost != "" {
 		hosts = append(hosts, cfg.SIP.AdvertiseHost)
+	}
+	return hosts
+}
+
+// localHosts are the names and addresses requests may use for this server
+// (the digest uri check treats them as one host): the domain, advertised
+// host and listen hosts and, for a wildcard listener, every interface
+// address.
+func localHosts(cfg *config.Config) []string {
+	hosts := append([]string{cfg.SIP.Domain}, listenHosts(cfg)...)
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+			if addrs, err := net.InterfaceAddrs(); err == nil {
+				for _, a := range addrs {
+					if n, ok := a.(*net.IPNet); ok {
+						hosts = append(hosts, n.IP.String())
+					}
+				}
+			}
+			break
+		}
 	}
 	return hosts
 }

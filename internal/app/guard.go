@@ -3,8 +3,12 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,13 +65,15 @@ func policyConfig(cfg *config.Config) (policy.Config, error) {
 	return pc, pc.Validate()
 }
 
-func newGuard(cfg *config.Config, st store.Store, ev events.Emitter, dir *accounts.Directory, carriers []netip.Prefix, log *slog.Logger) (*guard, error) {
+// newGuard builds the guard; active reports a source that carries
+// authenticated registrations or calls (see policy.Deps.ActiveSource).
+func newGuard(cfg *config.Config, st store.Store, ev events.Emitter, dir *accounts.Directory, carriers []netip.Prefix, active func(netip.Addr) bool, log *slog.Logger) (*guard, error) {
 	pc, err := policyConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
 	pc.Carriers = carriers
-	eng, err := policy.New(pc, policy.Deps{AccountSources: dir.AllowFrom})
+	eng, err := policy.New(pc, policy.Deps{AccountSources: dir.AllowFrom, ActiveSource: active})
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +149,50 @@ func (g *guard) Admit(addr netip.Addr, transport string, newConn bool) bool {
 	return true
 }
 
+// Known implements sipedge.Guard.
+func (g *guard) Known(addr netip.Addr) bool {
+	if g.carrier != nil && g.carrier(addr) {
+		return true
+	}
+	return g.eng.AuthenticatedBefore(addr, time.Now())
+}
+
+// Connection implements sipedge.Guard: each eviction, refusal or deadline
+// is counted and, once per source and minute, an event; evictions and
+// refusals also feed the engine's sustained-pressure alert.
+func (g *guard) Connection(ev sipedge.ConnEvent) {
+	kind := ev.Kind.String()
+	g.decisions.WithLabelValues("connections", kind, "drop").Inc()
+	src := ev.Peer.Addr()
+	var (
+		typ *events.Kind
+		msg string
+	)
+	kv := []string{"open", strconv.Itoa(ev.Open), "limit", strconv.Itoa(ev.Limit), "age", ev.Age.Round(time.Millisecond).String()}
+	switch ev.Kind {
+	case sipedge.ConnEvicted:
+		typ = events.ConnectionEvicted
+		msg = fmt.Sprintf("connection from %s that never authenticated closed after %s to admit %s: the connection limit (%d) is reached",
+			ev.Peer, ev.Age.Round(time.Second), ev.Newcomer, ev.Limit)
+		kv = append(kv, "newcomer", ev.Newcomer.String())
+	case sipedge.ConnRefused:
+		typ = events.ConnectionRefused
+		msg = fmt.Sprintf("connection from %s refused: the connection limit (%d) is reached and every connection held has authenticated", ev.Peer, ev.Limit)
+	default:
+		typ = events.ConnectionTimeout
+		msg = fmt.Sprintf("connection from %s closed after %s: %s", ev.Peer, ev.Age.Round(time.Second), strings.ReplaceAll(kind, "_", " "))
+		kv = append(kv, "reason", kind)
+	}
+	if ev.Kind == sipedge.ConnEvicted || ev.Kind == sipedge.ConnRefused {
+		g.apply(g.eng.ConnectionLimit(ev.Kind == sipedge.ConnEvicted, ev.Open, ev.Limit, ev.At))
+	}
+	if ok, _ := g.refusals.Admit(typ.Name, typ.Name+"|"+src.String(), ev.At); !ok {
+		return
+	}
+	e := events.New(typ, ev.Peer, "", msg, kv...)
+	g.ev.Emit(e)
+}
+
 // Release implements sipedge.Guard.
 func (g *guard) Release(addr netip.Addr) { g.eng.ConnClosed(addr) }
 
@@ -160,6 +210,10 @@ func (g *guard) Request(r *sipedge.Request, now time.Time) sipedge.Verdict {
 	}
 	if to := r.To(); to == nil || !to.Params.Has("tag") {
 		known := g.eng.AuthenticatedBefore(src, now)
+		if known && r.Method != sip.CANCEL && !g.eng.AllowAccountTransaction(src, claimedAccount(r), string(r.Method), now) {
+			g.decisions.WithLabelValues("ratelimit", "account_transactions", "drop").Inc()
+			return sipedge.Verdict{Drop: true}
+		}
 		if r.Method != sip.CANCEL && !g.eng.AllowTransaction(src, now, known) {
 			g.decisions.WithLabelValues("ratelimit", "transactions", "drop").Inc()
 			return sipedge.Verdict{Drop: true}
@@ -172,6 +226,22 @@ func (g *guard) Request(r *sipedge.Request, now time.Time) sipedge.Verdict {
 		return sipedge.Verdict{Drop: d.Verdict == policy.Drop, Code: d.Code, Reason: d.Reason}
 	}
 	return sipedge.Verdict{}
+}
+
+// claimedAccount is the account a request says it is from (To for
+// REGISTER, From otherwise): unauthenticated, good enough to key a rate
+// limit.
+func claimedAccount(r *sipedge.Request) string {
+	if r.Method == sip.REGISTER {
+		if t := r.To(); t != nil {
+			return t.Address.User
+		}
+		return ""
+	}
+	if f := r.From(); f != nil {
+		return f.Address.User
+	}
+	return ""
 }
 
 func scanMessage(r *sipedge.Request) scanner.Message {
@@ -267,6 +337,16 @@ func (g *guard) Run(ctx context.Context) error {
 				}
 			}
 		case acts := <-g.actions:
+			// Group commit: whatever else is queued goes in the same
+			// transaction.
+			for more := true; more && len(acts) < 4096; {
+				select {
+				case a := <-g.actions:
+					acts = append(acts, a...)
+				default:
+					more = false
+				}
+			}
 			g.persist(ctx, acts)
 		case <-tick.C:
 			g.persist(ctx, g.eng.Drain())
@@ -274,9 +354,14 @@ func (g *guard) Run(ctx context.Context) error {
 	}
 }
 
+// persist commits the bans and locks among acts in one transaction, then
+// emits the alerts, so an alert about a ban follows the ban's commit.
 func (g *guard) persist(ctx context.Context, acts []policy.Action) {
 	now := time.Now()
 	defer g.settle(acts)
+	var bans []store.Ban
+	var locks []store.Lock
+	var alerts []policy.Alert
 	for _, a := range acts {
 		switch a := a.(type) {
 		case policy.BanSource:
@@ -284,21 +369,32 @@ func (g *guard) persist(ctx context.Context, acts []policy.Action) {
 			if !ok {
 				b = ipban.Ban{Addr: a.Addr, Rule: a.Rule, Reason: a.Reason, Cause: a.Cause, Start: now, End: a.Until}
 			}
-			if err := g.st.SaveBan(ctx, store.Ban{Addr: b.Addr, Rule: b.Rule, Reason: b.Reason, Cause: b.Cause, Start: b.Start, End: b.End, Level: b.Level}); err != nil {
-				g.log.Error("persist ban", "addr", a.Addr, "err", err)
-			}
+			bans = append(bans, store.Ban{Addr: b.Addr, Rule: b.Rule, Reason: b.Reason, Cause: b.Cause, Start: b.Start, End: b.End, Level: b.Level})
 		case policy.LockAccount:
-			if err := g.st.SaveLock(ctx, store.Lock{Account: a.Account, Until: a.Until, Level: a.Level, Reason: a.Reason}); err != nil {
-				g.log.Error("persist lock", "account", a.Account, "err", err)
-			}
+			locks = append(locks, store.Lock{Account: a.Account, Source: a.Source, Until: a.Until, Level: a.Level, Reason: a.Reason})
 		case policy.Alert:
-			e := events.Event{Type: a.Type, Severity: events.Alert, Source: a.Source, Account: a.Account, Message: a.Message, Fields: a.Fields}
-			if k, ok := events.ByName(a.Type); ok {
-				e.Severity = k.Severity
-			}
-			g.ev.Emit(e)
+			alerts = append(alerts, a)
 		}
 	}
+	if err := g.st.SaveGuard(ctx, bans, locks); err != nil {
+		g.log.Error("persist bans and locks; they hold in memory", "bans", len(bans), "locks", len(locks), "err", err)
+	}
+	for _, a := range alerts {
+		e := events.Event{Type: a.Type, Severity: events.Alert, Source: a.Source, Account: a.Account, Message: a.Message, Fields: a.Fields}
+		if k, ok := events.ByName(a.Type); ok {
+			e.Severity = k.Severity
+		}
+		g.ev.Emit(e)
+	}
+}
+
+// lockKey names a lock among those restored: the account, and the source of a
+// source lock.
+func lockKey(account string, src netip.Addr) string {
+	if !src.IsValid() {
+		return account
+	}
+	return account + "|" + src.String()
 }
 
 // pend notes the bans and locks of acts as decided but not yet stored, so
@@ -362,11 +458,14 @@ func (g *guard) restore(ctx context.Context, now time.Time) {
 	lockedInStore := make(map[string]bool, len(locks))
 	rl := make([]lockout.Lock, 0, len(locks))
 	for _, l := range locks {
-		lockedInStore[l.Account] = true
-		rl = append(rl, lockout.Lock{Account: l.Account, Until: l.Until, Level: l.Level, Reason: l.Reason})
+		lockedInStore[lockKey(l.Account, l.Source)] = true
+		rl = append(rl, lockout.Lock{Account: l.Account, Source: l.Source, Until: l.Until, Level: l.Level, Reason: l.Reason})
 	}
 	for _, l := range g.eng.Lockout().Locks(now) {
-		if !lockedInStore[l.Account] && !g.isPending("lock|"+l.Account) {
+		k := lockKey(l.Account, l.Source)
+		if !lockedInStore[k] && !g.isPending("lock|"+l.Account) {
+			// Lifted by another process (veilig ext unlock lifts the
+			// account's lock and its source locks at once).
 			g.eng.Unlock(l.Account, now)
 		}
 	}
@@ -405,24 +504,32 @@ func (g *guard) ApplyBans(ctx context.Context, keys []string) {
 	}
 }
 
-// ApplyLocks does for account locks what ApplyBans does for bans.
+// ApplyLocks does for account locks what ApplyBans does for bans; an
+// account's change covers its account-wide lock and its source locks.
 func (g *guard) ApplyLocks(ctx context.Context, keys []string) {
 	now := time.Now()
+	if slices.Contains(keys, "") {
+		g.restore(ctx, now)
+		return
+	}
+	all, err := g.st.ListLocks(ctx, now)
+	if err != nil {
+		g.log.Error("re-read locks", "accounts", keys, "err", err)
+		return
+	}
 	for _, k := range keys {
-		if k == "" {
-			g.restore(ctx, now)
-			return
+		var rl []lockout.Lock
+		for _, l := range all {
+			if l.Account == k {
+				rl = append(rl, lockout.Lock{Account: l.Account, Source: l.Source, Until: l.Until, Level: l.Level, Reason: l.Reason})
+			}
 		}
-		l, err := g.st.Lock(ctx, k, now)
-		switch {
-		case err == nil:
-			g.eng.Lockout().Restore([]lockout.Lock{{Account: l.Account, Until: l.Until, Level: l.Level, Reason: l.Reason}})
-		case errors.Is(err, store.ErrNotFound):
+		if len(rl) == 0 {
 			if !g.isPending("lock|" + k) {
 				g.eng.Unlock(k, now)
 			}
-		default:
-			g.log.Error("re-read lock", "account", k, "err", err)
+			continue
 		}
+		g.eng.Lockout().Restore(rl)
 	}
 }

@@ -34,6 +34,8 @@ func newRegistry(edge *sipedge.Edge, calls *call.Manager, reg *registrar.Registr
 	gauge("veilig_sip_server_transactions", "Live server transactions.", func() float64 { s, _, _ := edge.Stats(); return float64(s) })
 	gauge("veilig_sip_client_transactions", "Live client transactions.", func() float64 { _, c, _ := edge.Stats(); return float64(c) })
 	gauge("veilig_sip_connections", "Open TLS/TCP connections.", func() float64 { _, _, n := edge.Stats(); return float64(n) })
+	gauge("veilig_sip_connection_limit", "TLS/TCP connections the edge holds at most (sip.max_connections or from the open-file limit).", func() float64 { return float64(edge.Admission().Limit) })
+	gauge("veilig_sip_connections_authenticated", "TLS/TCP connections on which a request has authenticated (never evicted).", func() float64 { return float64(edge.Admission().Authenticated) })
 	gauge("veilig_registrations", "Registered contacts.", func() float64 { return float64(reg.Count()) })
 	counter("veilig_events_dropped_total", "Events lost to a full queue.", func() float64 { return float64(bus.Dropped()) })
 	r.MustRegister(grd.decisions)

@@ -35,6 +35,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the server", runServe},
+		{"init", "make a data directory before the first serve (to import extensions into)", runInit},
 		{"ext", "manage extensions (SIP accounts): add, list, remove, passwd, set, unlock, lift, import", runExt},
 		{"regs", "list registered devices", runRegs},
 		{"ban", "manage source bans: list, add, remove", runBan},

@@ -45,9 +45,14 @@ func (e *Engine) Explain(addr netip.Addr, account string, now time.Time) []Reaso
 		}
 		out = append(out, Reason{Stage: StageBan, Rule: b.Rule, Refuses: true, Message: msg, Until: b.End,
 			Lift: "veilig ban remove " + addr.String()})
+	} else if !trusted && e.shared(addr) {
+		out = append(out, Reason{Stage: StageBan, Rule: RuleShared, Message: fmt.Sprintf(
+			"carries authenticated registrations or calls, so failed authentications never ban it (%d in the last %s): an account that fails %d times in a row from it is locked for this address alone, and the other devices here keep working",
+			e.bans.Counted(addr, now), e.cfg.Ban.Window, e.cfg.Ban.MaxFailures+1)})
 	} else if n := e.bans.Counted(addr, now); n > 0 {
 		out = append(out, Reason{Stage: StageBan, Rule: "bruteforce", Message: fmt.Sprintf(
-			"%d failed authentications in the last %s; more than %d bans the source", n, e.cfg.Ban.Window, e.cfg.Ban.MaxFailures)})
+			"%d failed authentications in the last %s; more than %d bans the source (it carries no authenticated registrations or calls, so it is banned as a whole)",
+			n, e.cfg.Ban.Window, e.cfg.Ban.MaxFailures)})
 	}
 	switch {
 	case trusted:
@@ -91,6 +96,14 @@ func (e *Engine) Explain(addr netip.Addr, account string, now time.Time) []Reaso
 	} else if n := e.locks.Consecutive(account); n > 0 {
 		out = append(out, Reason{Stage: StageLockout, Rule: RuleLockout, Message: fmt.Sprintf(
 			"extension %s has %d consecutive failed authentications; %d lock it against new sources", account, n, e.cfg.Lockout.Threshold)})
+	}
+	if l, ok := e.locks.SourceLocked(account, addr, now); ok {
+		out = append(out, Reason{Stage: StageLockout, Rule: RuleSourceLock, Refuses: !trusted, Until: l.Until,
+			Lift:    "veilig ext unlock " + account,
+			Message: fmt.Sprintf("extension %s locked for %s alone since %s: %s", account, addr, l.Since.UTC().Format(time.RFC3339), l.Reason)})
+	} else if n := e.locks.SourceConsecutive(account, addr); n > 0 {
+		out = append(out, Reason{Stage: StageLockout, Rule: RuleSourceLock, Message: fmt.Sprintf(
+			"extension %s has %d consecutive failed authentications from %s; %d lock it for this address", account, n, addr, e.cfg.Ban.MaxFailures+1)})
 	}
 	return out
 }

@@ -22,10 +22,13 @@ type Ban struct {
 
 // Lock is an account lockout.
 type Lock struct {
-	Account string    `json:"account"`
-	Until   time.Time `json:"until"`
-	Level   int       `json:"level"`
-	Reason  string    `json:"reason"`
+	Account string `json:"account"`
+	// Source is set for a lock of the account at one address only (a
+	// failing device behind an address whose other devices keep working).
+	Source string    `json:"source,omitempty"`
+	Until  time.Time `json:"until"`
+	Level  int       `json:"level"`
+	Reason string    `json:"reason"`
 }
 
 // Suspension is an extension whose outbound calling is suspended.
@@ -137,7 +140,7 @@ func (s *Service) listLocks(ctx context.Context, _ Actor, _ struct{}) ([]Lock, e
 	}
 	out := make([]Lock, 0, len(ls))
 	for _, l := range ls {
-		out = append(out, Lock(l))
+		out = append(out, lockView(l))
 	}
 	return out, nil
 }
@@ -152,4 +155,12 @@ func (s *Service) listSuspensions(ctx context.Context, _ Actor, _ struct{}) ([]S
 		out = append(out, Suspension(x))
 	}
 	return out, nil
+}
+
+func lockView(l store.Lock) Lock {
+	v := Lock{Account: l.Account, Until: l.Until, Level: l.Level, Reason: l.Reason}
+	if l.Source.IsValid() {
+		v.Source = l.Source.String()
+	}
+	return v
 }

@@ -379,17 +379,24 @@ func (s *Service) unlock(ctx context.Context, a Actor, req ExtensionRequest) (st
 		} else if err != nil {
 			return nil, nil, err
 		}
-		l, err := tx.Lock(ctx, req.Number, now)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil, notFound("extension %s is not locked", req.Number)
-		}
+		all, err := tx.ListLocks(ctx, now)
 		if err != nil {
 			return nil, nil, err
 		}
+		var locks []Lock
+		for _, l := range all {
+			if l.Account == req.Number {
+				locks = append(locks, lockView(l))
+			}
+		}
+		if len(locks) == 0 {
+			return nil, nil, notFound("extension %s is not locked", req.Number)
+		}
+		// Both the account-wide lock and its source locks go.
 		if err := tx.DeleteLock(ctx, req.Number); err != nil {
 			return nil, nil, err
 		}
-		return l, nil, nil
+		return locks, nil, nil
 	})
 	return struct{}{}, err
 }

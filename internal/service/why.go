@@ -48,11 +48,20 @@ func (s *Service) why(ctx context.Context, _ Actor, req WhyRequest) (WhyResult, 
 		out = append(out, policy.Reason{Stage: "allowlist", Rule: "allow_sources", Refuses: true, Message: "outside guard.allow_sources", Lift: "add it to guard.allow_sources in the config"})
 	}
 	if ext := req.Extension; ext != "" {
-		if l, err := s.d.Store.Lock(ctx, ext, now); err == nil {
-			out = append(out, policy.Reason{Stage: "lockout", Rule: "account_locked", Refuses: true,
-				Message: "locked against new sources: " + l.Reason, Until: l.Until, Lift: "veilig ext unlock " + ext})
-		} else if !errors.Is(err, store.ErrNotFound) {
+		locks, err := s.d.Store.ListLocks(ctx, now)
+		if err != nil {
 			return WhyResult{}, storeErr("read locks", err)
+		}
+		for _, l := range locks {
+			switch {
+			case l.Account != ext:
+			case !l.Source.IsValid():
+				out = append(out, policy.Reason{Stage: policy.StageLockout, Rule: "account_locked", Refuses: true,
+					Message: "locked against new sources: " + l.Reason, Until: l.Until, Lift: "veilig ext unlock " + ext})
+			case l.Source == addr:
+				out = append(out, policy.Reason{Stage: policy.StageLockout, Rule: policy.RuleSourceLock, Refuses: true,
+					Message: "locked for " + addr.String() + " alone: " + l.Reason, Until: l.Until, Lift: "veilig ext unlock " + ext})
+			}
 		}
 		x, err := s.d.Store.Extension(ctx, ext)
 		switch {

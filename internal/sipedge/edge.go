@@ -28,9 +28,19 @@ type Options struct {
 	TLSConfig                       *tls.Config
 	// AdvertiseHost goes into Via and Contact when a listener is bound to
 	// an unspecified address.
-	AdvertiseHost  string
-	UserAgent      string
-	IdleTimeout    time.Duration
+	AdvertiseHost string
+	UserAgent     string
+	IdleTimeout   time.Duration
+	// MessageTimeout bounds the time from a message's first byte on a
+	// stream to its last (5 s when zero); keep-alives do not extend it.
+	MessageTimeout time.Duration
+	// AuthTimeout closes an accepted stream connection on which no
+	// request has authenticated this long after its handshake (30 s when
+	// zero; only with Auth set); keep-alives do not extend it.
+	AuthTimeout time.Duration
+	// MaxConnections bounds the accepted stream connections (see
+	// admission); zero means no bound.
+	MaxConnections int
 	MaxMessageSize int
 	UDPWorkers     int
 	UDPReadBuffer  int
@@ -57,6 +67,7 @@ type Edge struct {
 	held      heldConns
 	txs       *txTable
 	metrics   Metrics
+	adm       admission
 	routeIP   sync.Map // netip.Addr -> netip.Addr: local address facing a peer
 	chain     Handler  // the guard chain in front of opts.Handler
 }
@@ -64,6 +75,7 @@ type Edge struct {
 // Metrics are the edge's counters.
 type Metrics struct {
 	received, malformed, oversized, tlsFailures, sendErrors, panics, stray, dropped, rejected atomic.Uint64
+	messageTimeouts, authTimeouts                                                             atomic.Uint64
 }
 
 // New validates options and binds the listeners, so configuration errors
@@ -80,6 +92,12 @@ func New(opts Options) (*Edge, error) {
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 5 * time.Minute
+	}
+	if opts.MessageTimeout <= 0 {
+		opts.MessageTimeout = 5 * time.Second
+	}
+	if opts.AuthTimeout <= 0 {
+		opts.AuthTimeout = 30 * time.Second
 	}
 	if opts.MaxMessageSize <= 0 || opts.MaxMessageSize > 65535 {
 		opts.MaxMessageSize = 65535
@@ -98,6 +116,7 @@ func New(opts Options) (*Edge, error) {
 		parser: p,
 		conns:  newConnTable(),
 		txs:    newTxTable(),
+		adm:    admission{max: opts.MaxConnections},
 	}
 	e.chain = Chain(opts.Handler, e.stages()...)
 	if err := e.listen(); err != nil {
@@ -169,8 +188,17 @@ func (e *Edge) MetricsSnapshot() map[string]uint64 {
 		"received": m.received.Load(), "malformed": m.malformed.Load(), "oversized": m.oversized.Load(),
 		"tls_failures": m.tlsFailures.Load(), "send_errors": m.sendErrors.Load(), "panics": m.panics.Load(),
 		"stray": m.stray.Load(), "dropped": m.dropped.Load(), "rejected": m.rejected.Load(),
+		"message_timeouts": m.messageTimeouts.Load(), "auth_timeouts": m.authTimeouts.Load(),
+		"connections_evicted": e.adm.evicted.Load(), "connections_refused": e.adm.refused.Load(),
 	}
 }
+
+// AuthenticatedFrom reports whether a stream connection from addr has
+// authenticated a request (a device registered or calling on it).
+func (e *Edge) AuthenticatedFrom(addr netip.Addr) bool { return e.adm.authenticatedFrom(addr.Unmap()) }
+
+// Admission reports the connection limit and what it has done.
+func (e *Edge) Admission() AdmissionStats { return e.adm.stats() }
 
 // ConnFor finds the way back to a device: its own stream connection by ID,
 // or the UDP socket towards its source. It never dials; ok is false when

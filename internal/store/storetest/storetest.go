@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Audit", testAudit},
 		{"Update", testUpdate},
 		{"Purge", testPurge},
+		{"GuardSave", testGuardSave},
 		{"Canceled", testCanceled},
 		{"Concurrent", testConcurrent},
 	}

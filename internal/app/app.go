@@ -20,14 +20,18 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/veilig/veilig/internal/accounts"
 	"github.com/veilig/veilig/internal/auth"
 	"github.com/veilig/veilig/internal/call"
 	"github.com/veilig/veilig/internal/config"
 	"github.com/veilig/veilig/internal/control"
 	"github.com/veilig/veilig/internal/datakey"
+	"github.com/veilig/veilig/internal/defence"
 	"github.com/veilig/veilig/internal/events"
 	"github.com/veilig/veilig/internal/media"
+	"github.com/veilig/veilig/internal/metrics"
 	"github.com/veilig/veilig/internal/registrar"
 	"github.com/veilig/veilig/internal/retention"
 	"github.com/veilig/veilig/internal/service"
@@ -170,19 +174,19 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	active := func(a netip.Addr) bool {
 		return reg.HasSource(a) || (edge != nil && edge.AuthenticatedFrom(a))
 	}
-	grd, err := newGuard(cfg, db, bus, dir, trunks.Carriers(), active, log.With("component", "guard"))
+	grd, err := defence.New(defence.Options{Config: cfg, Store: db, Events: bus, Directory: dir,
+		Carriers: trunks.Carriers(), IsCarrier: trunks.IsCarrier, Active: active, Log: log.With("component", "guard")})
 	if err != nil {
 		return fmt.Errorf("guard: %w", err)
 	}
-	grd.carrier = trunks.IsCarrier
 	sanityOpts := sanity.DefaultOptions()
 	sanityOpts.MaxMessageSize = cfg.SIP.MaxMessageSize
 
 	// Bans and locks in force, and the devices that registered before a
 	// restart, are known before the first packet: a reconnect storm after
 	// an outage is the agents coming back, not an attack.
-	grd.restore(ctx, time.Now())
-	reg.Each(func(b store.Binding) { grd.known(b.Source.Addr(), b.Number) })
+	grd.Restore(ctx, time.Now())
+	reg.Each(func(b store.Binding) { grd.KnownDevice(b.Source.Addr(), b.Number) })
 
 	var calls *call.Manager
 	relay, err := newRelay(cfg, func(ev media.Event) {
@@ -227,19 +231,18 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	if err != nil {
 		return err
 	}
-	fraud, err := tollfraud.New(fraudConfig(cfg.Fraud))
+	fraud, err := defence.NewFraud(cfg.Fraud, db, bus, log.With("component", "fraud"))
 	if err != nil {
-		return fmt.Errorf("fraud guard: %w", err)
+		return err
 	}
-	if err := restoreFraud(ctx, fraud, db); err != nil {
-		return fmt.Errorf("fraud guard: %w", err)
+	if err := fraud.Restore(ctx); err != nil {
+		return err
 	}
-	fraudBus := fraudEvents{Emitter: bus, st: db, log: log.With("component", "fraud")}
 	calls = call.New(call.Options{
-		Edge: edge, Directory: dir, Locator: reg, Events: fraudBus, Logger: log.With("component", "call"),
+		Edge: edge, Directory: dir, Locator: reg, Events: bus, Logger: log.With("component", "call"),
 		CallerIDs: dir.CallerIDs,
 		Domain:    cfg.SIP.Domain, InsecureSDESOverPlain: cfg.SIP.InsecureSDESOverPlainTransport,
-		Relay: relay, Fraud: fraud, Class: dir.Class, Trunks: trunks,
+		Relay: relay, Fraud: fraud.Guard(), FraudEffects: fraud, Class: dir.Class, Trunks: trunks,
 	})
 	trunks.SetEdge(edge)
 
@@ -277,33 +280,18 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	run("media", relay.Run)
 	run("trunks", trunks.Run)
 	run("fraud", func(ctx context.Context) error {
-		t := time.NewTicker(2 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case now := <-t.C:
-				res := fraud.Tick(now)
-				for _, e := range res.Events {
-					fraudBus.Emit(e)
-				}
-				for _, end := range res.End {
-					calls.EndFraudCall(end.Call, string(end.Rule))
-				}
-			}
-		}
+		return fraud.Run(ctx, 2*time.Second, func(end tollfraud.End) { calls.EndFraudCall(end.Call, string(end.Rule)) })
 	})
 	run("sip", edge.Serve)
 	changes.Subscribe(store.TopicExtension, dir.Apply)
 	changes.Subscribe(store.TopicBan, grd.ApplyBans)
 	changes.Subscribe(store.TopicLock, grd.ApplyLocks)
 	changes.Subscribe(store.TopicTrunk, trunks.Apply)
-	changes.Subscribe(store.TopicSuspension, applySuspensions(fraud, db, bus, log.With("component", "fraud")))
+	changes.Subscribe(store.TopicSuspension, fraud.ApplySuspensions)
 	run("feed", changes.Run)
 	svc := service.New(service.Deps{
 		Store: db, Key: key, Config: cfg, Events: bus, Changed: changes.Sync,
-		Explainer: grd.eng, Locator: reg, Conns: edge, Calls: calls, Log: log.With("component", "service"),
+		Explainer: grd.Engine(), Locator: reg, Conns: edge, Calls: calls, Log: log.With("component", "service"),
 	})
 	run("audit-checkpoints", func(ctx context.Context) error { return svc.RunCheckpoints(ctx, 10*time.Minute) })
 	purge := retention.New(db, bus, log.With("component", "retention"), retention.Options{Events: cfg.Events.Retention})
@@ -312,7 +300,17 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		return control.Serve(ctx, cfg.ControlSocketPath(), svc, log.With("component", "control"))
 	})
 	if cfg.Metrics.Listen != "" {
-		reg := newRegistry(edge, calls, reg, bus, grd)
+		reg := metrics.NewRegistry(metrics.Sources{Edge: edge, Calls: calls, Registrations: reg, Events: bus,
+			AlertsSuppressed: func() uint64 { return grd.Engine().Stats().AlertsSuppressed }, Collectors: []prometheus.Collector{grd.Decisions()}})
+		checks := []metrics.Check{
+			{Name: "store", Fn: func(ctx context.Context) error { _, err := db.LastChange(ctx); return err }},
+			{Name: "sip_listeners", Fn: func(context.Context) error {
+				if !edge.Serving() {
+					return errors.New("a SIP listener is not accepting")
+				}
+				return nil
+			}},
+		}
 		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
 		if err != nil {
 			stop()
@@ -321,8 +319,9 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 			bg.Wait()
 			return fmt.Errorf("metrics listen %s: %w", cfg.Metrics.Listen, err)
 		}
-		run("metrics", func(ctx context.Context) error { return serveMetrics(ctx, ln, reg, log) })
-		fmt.Fprintf(out, "metrics: http://%s/metrics\n", cfg.Metrics.Listen)
+		h := metrics.Handler(reg, checks)
+		run("metrics", func(ctx context.Context) error { return metrics.Serve(ctx, ln, h, log) })
+		fmt.Fprintf(out, "metrics: http://%s/metrics (health: /healthz, /readyz)\n", cfg.Metrics.Listen)
 	}
 	if cfg.TLS.CertFile != "" {
 		run("tls-watch", tm.Watch)

@@ -85,8 +85,8 @@ func (e *Engine) Explain(addr netip.Addr, account string, now time.Time) []Reaso
 	}
 	if l, ok := e.locks.Locked(account, now); ok {
 		r := Reason{Stage: StageLockout, Rule: RuleLockout, Until: l.Until, Lift: "veilig ext unlock " + account,
-			Message: fmt.Sprintf("extension %s locked since %s against sources that have not authenticated for it: %s",
-				account, l.Since.UTC().Format(time.RFC3339), l.Reason)}
+			Message: fmt.Sprintf("extension %s locked%s against sources that have not authenticated for it: %s",
+				account, sinceText(l.Since), l.Reason)}
 		if _, refused := e.locks.Refused(account, addr, now); refused && !trusted {
 			r.Refuses = true
 		} else {
@@ -100,7 +100,7 @@ func (e *Engine) Explain(addr netip.Addr, account string, now time.Time) []Reaso
 	if l, ok := e.locks.SourceLocked(account, addr, now); ok {
 		out = append(out, Reason{Stage: StageLockout, Rule: RuleSourceLock, Refuses: !trusted, Until: l.Until,
 			Lift:    "veilig ext unlock " + account,
-			Message: fmt.Sprintf("extension %s locked for %s alone since %s: %s", account, addr, l.Since.UTC().Format(time.RFC3339), l.Reason)})
+			Message: fmt.Sprintf("extension %s locked for %s alone%s: %s", account, addr, sinceText(l.Since), l.Reason)})
 	} else if n := e.locks.SourceConsecutive(account, addr); n > 0 {
 		out = append(out, Reason{Stage: StageLockout, Rule: RuleSourceLock, Message: fmt.Sprintf(
 			"extension %s has %d consecutive failed authentications from %s; %d lock it for this address", account, n, addr, e.cfg.Ban.MaxFailures+1)})
@@ -123,4 +123,13 @@ func (e *Engine) explainLimit(class string, l ratelimit.Limited, now time.Time) 
 		r.Until = now.Add(l.Refill)
 	}
 	return r
+}
+
+// sinceText says when a lock began, or nothing for a lock restored from
+// the store, which keeps only its end.
+func sinceText(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return " since " + t.UTC().Format(time.RFC3339)
 }

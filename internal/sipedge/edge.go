@@ -63,6 +63,8 @@ type Edge struct {
 	log       *slog.Logger
 	parser    *sip.Parser
 	listeners []*listener
+	// serving counts listener loops running (Serving).
+	serving atomic.Int32
 	conns     *connTable
 	held      heldConns
 	txs       *txTable
@@ -157,8 +159,10 @@ func (e *Edge) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, l := range e.listeners {
 		wg.Add(1)
+		e.serving.Add(1)
 		go func() {
 			defer wg.Done()
+			defer e.serving.Add(-1)
 			if l.udp != nil {
 				e.serveUDP(ctx, l)
 			} else {
@@ -173,6 +177,13 @@ func (e *Edge) Serve(ctx context.Context) error {
 	e.conns.closeAll()
 	wg.Wait()
 	return nil
+}
+
+// Serving reports whether every listener is accepting (for a readiness
+// probe): false before Serve, after it, and once any listener's loop has
+// ended.
+func (e *Edge) Serving() bool {
+	return len(e.listeners) > 0 && int(e.serving.Load()) == len(e.listeners)
 }
 
 // Stats reports live transactions and connections.

@@ -1,4 +1,4 @@
-package app
+package defence
 
 import (
 	"context"
@@ -15,7 +15,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/veilig/veilig/internal/accounts"
 	"github.com/veilig/veilig/internal/config"
 	"github.com/veilig/veilig/internal/events"
 	"github.com/veilig/veilig/internal/policy"
@@ -27,14 +26,17 @@ import (
 	"github.com/veilig/veilig/internal/throttle"
 )
 
-// guard adapts the pure policy engine to the SIP edge: it asks the engine,
-// counts every refusal, turns refusals into (deduplicated) events and
-// applies the engine's actions (bans, locks, alerts) off the SIP path.
-type guard struct {
+// Guard adapts the pure policy engine to the SIP edge (it implements
+// sipedge.Guard): it asks the engine, counts every refusal, turns
+// refusals into throttled events and carries out the engine's actions
+// (bans, locks, alerts) off the SIP path, bans and locks of a burst in one
+// commit. Changes made elsewhere (the CLI, another node) arrive through
+// the change feed (ApplyBans, ApplyLocks).
+type Guard struct {
 	eng *policy.Engine
-	st  store.Store
+	st  Store
 	ev  events.Emitter
-	dir *accounts.Directory
+	dir Directory
 	log *slog.Logger
 
 	actions   chan []policy.Action
@@ -51,7 +53,36 @@ type guard struct {
 	pending map[string]int // "ban|addr", "lock|account" decided, not yet stored
 }
 
-func policyConfig(cfg *config.Config) (policy.Config, error) {
+// Store is what the guard persists and re-reads.
+type Store interface {
+	store.Bans
+	store.Locks
+	store.GuardSaver
+}
+
+// Directory is what the guard asks about accounts.
+type Directory interface {
+	AllowFrom(number string) []netip.Prefix
+}
+
+// Options are everything the guard needs, given at construction.
+type Options struct {
+	Config    *config.Config
+	Store     Store
+	Events    events.Emitter
+	Directory Directory
+	// Carriers are the trunks' networks at start; IsCarrier answers for
+	// trunks added later.
+	Carriers  []netip.Prefix
+	IsCarrier func(netip.Addr) bool
+	// Active reports a source that carries authenticated registrations or
+	// calls (see policy.Deps.ActiveSource).
+	Active func(netip.Addr) bool
+	Log    *slog.Logger
+}
+
+// PolicyConfig maps the guard section onto the policy engine's defaults.
+func PolicyConfig(cfg *config.Config) (policy.Config, error) {
 	pc := policy.Default()
 	var err error
 	if pc.TrustedSources, err = config.Prefixes(cfg.Guard.TrustedSources); err != nil {
@@ -65,20 +96,23 @@ func policyConfig(cfg *config.Config) (policy.Config, error) {
 	return pc, pc.Validate()
 }
 
-// newGuard builds the guard; active reports a source that carries
-// authenticated registrations or calls (see policy.Deps.ActiveSource).
-func newGuard(cfg *config.Config, st store.Store, ev events.Emitter, dir *accounts.Directory, carriers []netip.Prefix, active func(netip.Addr) bool, log *slog.Logger) (*guard, error) {
-	pc, err := policyConfig(cfg)
+// New builds the guard; call Restore before the edge serves.
+func New(o Options) (*Guard, error) {
+	pc, err := PolicyConfig(o.Config)
 	if err != nil {
 		return nil, err
 	}
-	pc.Carriers = carriers
-	eng, err := policy.New(pc, policy.Deps{AccountSources: dir.AllowFrom, ActiveSource: active})
+	pc.Carriers = o.Carriers
+	eng, err := policy.New(pc, policy.Deps{AccountSources: o.Directory.AllowFrom, ActiveSource: o.Active})
 	if err != nil {
 		return nil, err
 	}
-	return &guard{
-		eng: eng, st: st, ev: ev, dir: dir, log: log,
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Guard{
+		eng: eng, st: o.Store, ev: o.Events, dir: o.Directory, log: log, carrier: o.IsCarrier,
 		actions: make(chan []policy.Action, 4096),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "veilig_guard_decisions_total",
@@ -89,10 +123,16 @@ func newGuard(cfg *config.Config, st store.Store, ev events.Emitter, dir *accoun
 	}, nil
 }
 
+// Engine is the policy engine, for explanations (why) and its stats.
+func (g *Guard) Engine() *policy.Engine { return g.eng }
+
+// Decisions are the refusal counters, for the metrics registry.
+func (g *Guard) Decisions() prometheus.Collector { return g.decisions }
+
 // refused counts a non-allow decision and emits its event, at most one
 // per stage, rule and source a minute so a flood is counted, not logged
 // packet by packet (the engine's own alerts say that a flood is on).
-func (g *guard) refused(d policy.Decision, src netip.Addr, account string, now time.Time) {
+func (g *Guard) refused(d policy.Decision, src netip.Addr, account string, now time.Time) {
 	verdict := verdictName(d.Verdict)
 	g.decisions.WithLabelValues(d.Stage, d.Rule, verdict).Inc()
 	if ok, _ := g.refusals.Admit(d.Stage, d.Stage+"|"+d.Rule+"|"+src.String(), now); !ok {
@@ -122,7 +162,7 @@ func verdictName(v policy.Verdict) string {
 }
 
 // Admit implements sipedge.Guard.
-func (g *guard) Admit(addr netip.Addr, transport string, newConn bool) bool {
+func (g *Guard) Admit(addr netip.Addr, transport string, newConn bool) bool {
 	if g.carrier != nil && g.carrier(addr) {
 		return true
 	}
@@ -150,7 +190,7 @@ func (g *guard) Admit(addr netip.Addr, transport string, newConn bool) bool {
 }
 
 // Known implements sipedge.Guard.
-func (g *guard) Known(addr netip.Addr) bool {
+func (g *Guard) Known(addr netip.Addr) bool {
 	if g.carrier != nil && g.carrier(addr) {
 		return true
 	}
@@ -160,7 +200,7 @@ func (g *guard) Known(addr netip.Addr) bool {
 // Connection implements sipedge.Guard: each eviction, refusal or deadline
 // is counted and, once per source and minute, an event; evictions and
 // refusals also feed the engine's sustained-pressure alert.
-func (g *guard) Connection(ev sipedge.ConnEvent) {
+func (g *Guard) Connection(ev sipedge.ConnEvent) {
 	kind := ev.Kind.String()
 	g.decisions.WithLabelValues("connections", kind, "drop").Inc()
 	src := ev.Peer.Addr()
@@ -194,16 +234,16 @@ func (g *guard) Connection(ev sipedge.ConnEvent) {
 }
 
 // Release implements sipedge.Guard.
-func (g *guard) Release(addr netip.Addr) { g.eng.ConnClosed(addr) }
+func (g *Guard) Release(addr netip.Addr) { g.eng.ConnClosed(addr) }
 
 // Banned implements sipedge.Guard.
-func (g *guard) Banned(addr netip.Addr) bool {
+func (g *Guard) Banned(addr netip.Addr) bool {
 	_, ok := g.eng.IPBan().Banned(addr, time.Now())
 	return ok
 }
 
 // Request implements sipedge.Guard.
-func (g *guard) Request(r *sipedge.Request, now time.Time) sipedge.Verdict {
+func (g *Guard) Request(r *sipedge.Request, now time.Time) sipedge.Verdict {
 	src := r.Peer().Addr()
 	if g.carrier != nil && g.carrier(src) {
 		return sipedge.Verdict{}
@@ -270,7 +310,7 @@ func scanMessage(r *sipedge.Request) scanner.Message {
 
 // Gate is the lockout and per-extension allowlist check the auth stage
 // runs once it knows the claimed account.
-func (g *guard) Gate(peer netip.AddrPort, user string) (bool, string) {
+func (g *Guard) Gate(peer netip.AddrPort, user string) (bool, string) {
 	now := time.Now()
 	src := peer.Addr()
 	if d := g.eng.CheckAccount(user, src, now); d.Verdict != policy.Allow {
@@ -289,13 +329,14 @@ func (g *guard) Gate(peer netip.AddrPort, user string) (bool, string) {
 	return true, ""
 }
 
-// known records a device that authenticated before (a restored binding).
-func (g *guard) known(src netip.Addr, account string) {
+// Known records a device that authenticated before (a restored binding),
+// so the defences treat its address as a known source.
+func (g *Guard) KnownDevice(src netip.Addr, account string) {
 	_ = g.eng.Observe(policy.AuthSuccess{Source: src, Account: account}, time.Now())
 }
 
 // Observe feeds digest outcomes to the engine.
-func (g *guard) Observe(peer netip.AddrPort, user string, ok bool, reason string) {
+func (g *Guard) Observe(peer netip.AddrPort, user string, ok bool, reason string) {
 	now := time.Now()
 	var o policy.Observation
 	if ok {
@@ -306,7 +347,7 @@ func (g *guard) Observe(peer netip.AddrPort, user string, ok bool, reason string
 	g.apply(g.eng.Observe(o, now))
 }
 
-func (g *guard) apply(acts []policy.Action) {
+func (g *Guard) apply(acts []policy.Action) {
 	if len(acts) == 0 {
 		return
 	}
@@ -322,7 +363,7 @@ func (g *guard) apply(acts []policy.Action) {
 // Run persists actions, raises their events and collects the engine's
 // deferred alerts until ctx ends. Bans and unlocks made elsewhere arrive
 // through the change feed (ApplyBans, ApplyLocks).
-func (g *guard) Run(ctx context.Context) error {
+func (g *Guard) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -331,7 +372,7 @@ func (g *guard) Run(ctx context.Context) error {
 			for {
 				select {
 				case acts := <-g.actions:
-					g.persist(context.WithoutCancel(ctx), acts)
+					g.persist(ctx, acts)
 				default:
 					return nil
 				}
@@ -356,7 +397,10 @@ func (g *guard) Run(ctx context.Context) error {
 
 // persist commits the bans and locks among acts in one transaction, then
 // emits the alerts, so an alert about a ban follows the ban's commit.
-func (g *guard) persist(ctx context.Context, acts []policy.Action) {
+func (g *Guard) persist(ctx context.Context, acts []policy.Action) {
+	// Decided bans and locks are written even while shutting down.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	now := time.Now()
 	defer g.settle(acts)
 	var bans []store.Ban
@@ -400,11 +444,11 @@ func lockKey(account string, src netip.Addr) string {
 // pend notes the bans and locks of acts as decided but not yet stored, so
 // a change-feed delivery for the same key before they are written does not
 // take them for lifted; settle forgets them once written.
-func (g *guard) pend(acts []policy.Action) { g.pendingDelta(acts, 1) }
+func (g *Guard) pend(acts []policy.Action) { g.pendingDelta(acts, 1) }
 
-func (g *guard) settle(acts []policy.Action) { g.pendingDelta(acts, -1) }
+func (g *Guard) settle(acts []policy.Action) { g.pendingDelta(acts, -1) }
 
-func (g *guard) pendingDelta(acts []policy.Action, d int) {
+func (g *Guard) pendingDelta(acts []policy.Action, d int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, a := range acts {
@@ -423,15 +467,15 @@ func (g *guard) pendingDelta(acts []policy.Action, d int) {
 	}
 }
 
-func (g *guard) isPending(k string) bool {
+func (g *Guard) isPending(k string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.pending[k] > 0
 }
 
-// restore loads every ban and lock in force (at start, and when the change
-// feed asks for a full reload).
-func (g *guard) restore(ctx context.Context, now time.Time) {
+// Restore loads every ban and lock in force (at start, and when the
+// change feed asks for a full reload).
+func (g *Guard) Restore(ctx context.Context, now time.Time) {
 	bans, err := g.st.ListBans(ctx, now)
 	if err != nil {
 		g.log.Error("load bans", "err", err)
@@ -479,11 +523,11 @@ func fromStoreBan(b store.Ban) ipban.Ban {
 // ApplyBans makes the engine's bans for the changed addresses match the
 // store (a feed handler): a ban stored elsewhere takes effect, one lifted
 // elsewhere is lifted here.
-func (g *guard) ApplyBans(ctx context.Context, keys []string) {
+func (g *Guard) ApplyBans(ctx context.Context, keys []string) {
 	now := time.Now()
 	for _, k := range keys {
 		if k == "" {
-			g.restore(ctx, now)
+			g.Restore(ctx, now)
 			return
 		}
 		addr, err := netip.ParseAddr(k)
@@ -506,10 +550,10 @@ func (g *guard) ApplyBans(ctx context.Context, keys []string) {
 
 // ApplyLocks does for account locks what ApplyBans does for bans; an
 // account's change covers its account-wide lock and its source locks.
-func (g *guard) ApplyLocks(ctx context.Context, keys []string) {
+func (g *Guard) ApplyLocks(ctx context.Context, keys []string) {
 	now := time.Now()
 	if slices.Contains(keys, "") {
-		g.restore(ctx, now)
+		g.Restore(ctx, now)
 		return
 	}
 	all, err := g.st.ListLocks(ctx, now)

@@ -22,7 +22,9 @@ import (
 func TestCLIBanTakesEffectAtOnce(t *testing.T) {
 	srv := startServer(t, serverOptions{UDP: true})
 	const banned, other = "127.0.0.71", "127.0.0.72"
-	probe := func(ip string) string { return udpAsk(t, ip, srv.udpAddr, optionsMsg("UDP", srv.domain), 700*time.Millisecond) }
+	probe := func(ip string) string {
+		return udpAsk(t, ip, srv.udpAddr, optionsMsg("UDP", srv.domain), 700*time.Millisecond)
+	}
 	if statusOf(probe(banned)) != 200 {
 		t.Fatalf("OPTIONS from %s before the ban: no 200", banned)
 	}

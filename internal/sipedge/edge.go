@@ -65,13 +65,13 @@ type Edge struct {
 	listeners []*listener
 	// serving counts listener loops running (Serving).
 	serving atomic.Int32
-	conns     *connTable
-	held      heldConns
-	txs       *txTable
-	metrics   Metrics
-	adm       admission
-	routeIP   sync.Map // netip.Addr -> netip.Addr: local address facing a peer
-	chain     Handler  // the guard chain in front of opts.Handler
+	conns   *connTable
+	held    heldConns
+	txs     *txTable
+	metrics Metrics
+	adm     admission
+	routeIP sync.Map // netip.Addr -> netip.Addr: local address facing a peer
+	chain   Handler  // the guard chain in front of opts.Handler
 }
 
 // Metrics are the edge's counters.

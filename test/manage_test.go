@@ -18,7 +18,8 @@ import (
 // returns only once the running guard holds the ban, so the banned
 // address's very next request is dropped (measured from the command's
 // return: well inside 100 ms, since it is already in force); `ban remove`
-// lifts it as promptly; another address is served throughout.
+// lifts it as promptly; another address is served throughout. A network
+// ban covers every address in it and no other.
 func TestCLIBanTakesEffectAtOnce(t *testing.T) {
 	srv := startServer(t, serverOptions{UDP: true})
 	const banned, other = "127.0.0.71", "127.0.0.72"
@@ -44,6 +45,28 @@ func TestCLIBanTakesEffectAtOnce(t *testing.T) {
 	}
 	if res := probe(banned); statusOf(res) != 200 {
 		t.Fatalf("first OPTIONS from %s after `ban remove` returned: %q, want 200", banned, firstLine(res))
+	}
+	// A network: every address in it, and none outside.
+	if out, code := srv.cli(t, "", "ban", "add", "127.0.0.80/30"); code != 0 || !strings.Contains(out, "127.0.0.80/30") {
+		t.Fatalf("ban add 127.0.0.80/30: exit %d\n%s", code, out)
+	}
+	if res := probe("127.0.0.82"); res != "" {
+		t.Fatalf("OPTIONS from 127.0.0.82 inside the banned network answered: %s", firstLine(res))
+	}
+	if statusOf(probe("127.0.0.84")) != 200 {
+		t.Fatal("OPTIONS from 127.0.0.84, outside the banned network, got no 200")
+	}
+	if out, _ := srv.cli(t, "", "why", "127.0.0.81"); !strings.Contains(out, "127.0.0.80/30") || !strings.Contains(out, "veilig ban remove 127.0.0.80/30") {
+		t.Errorf("why for an address in a banned network does not name the network and its lift:\n%s", out)
+	}
+	if out, code := srv.cli(t, "", "ban", "add", "0.0.0.0/0"); code == 0 || !strings.Contains(out, "too broad") {
+		t.Errorf("ban add 0.0.0.0/0: exit %d\n%s", code, out)
+	}
+	if out, code := srv.cli(t, "", "ban", "remove", "127.0.0.80/30"); code != 0 {
+		t.Fatalf("ban remove 127.0.0.80/30: exit %d\n%s", code, out)
+	}
+	if statusOf(probe("127.0.0.82")) != 200 {
+		t.Fatal("OPTIONS from 127.0.0.82 after the network ban was lifted got no 200")
 	}
 	out, _ := srv.cli(t, "", "auditlog", "--json")
 	for _, action := range []string{"ban.add", "ban.remove"} {

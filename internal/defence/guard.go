@@ -482,13 +482,23 @@ func (g *Guard) Restore(ctx context.Context, now time.Time) {
 		return
 	}
 	inStore := make(map[netip.Addr]bool, len(bans))
+	netsInStore := map[netip.Prefix]bool{}
 	restore := make([]ipban.Ban, 0, len(bans))
 	for _, b := range bans {
-		inStore[b.Addr] = true
+		if b.Net.IsValid() {
+			netsInStore[b.Net] = true
+		} else {
+			inStore[b.Addr] = true
+		}
 		restore = append(restore, fromStoreBan(b))
 	}
 	for _, b := range g.eng.IPBan().Bans(now) {
-		if !inStore[b.Addr] && !g.isPending("ban|"+b.Addr.String()) {
+		switch {
+		case b.Net.IsValid():
+			if !netsInStore[b.Net] {
+				g.eng.UnbanNet(b.Net, now)
+			}
+		case !inStore[b.Addr] && !g.isPending("ban|"+b.Addr.String()):
 			g.eng.Unban(b.Addr, now)
 		}
 	}
@@ -517,7 +527,7 @@ func (g *Guard) Restore(ctx context.Context, now time.Time) {
 }
 
 func fromStoreBan(b store.Ban) ipban.Ban {
-	return ipban.Ban{Addr: b.Addr, Rule: b.Rule, Reason: b.Reason, Cause: b.Cause, Start: b.Start, End: b.End, Level: b.Level}
+	return ipban.Ban{Addr: b.Addr, Net: b.Net, Rule: b.Rule, Reason: b.Reason, Cause: b.Cause, Start: b.Start, End: b.End, Level: b.Level}
 }
 
 // ApplyBans makes the engine's bans for the changed addresses match the
@@ -529,6 +539,10 @@ func (g *Guard) ApplyBans(ctx context.Context, keys []string) {
 		if k == "" {
 			g.Restore(ctx, now)
 			return
+		}
+		if p, err := netip.ParsePrefix(k); err == nil {
+			g.applyNetBan(ctx, p, now)
+			continue
 		}
 		addr, err := netip.ParseAddr(k)
 		if err != nil {
@@ -575,5 +589,18 @@ func (g *Guard) ApplyLocks(ctx context.Context, keys []string) {
 			continue
 		}
 		g.eng.Lockout().Restore(rl)
+	}
+}
+
+// applyNetBan makes the engine's ban of network p match the store.
+func (g *Guard) applyNetBan(ctx context.Context, p netip.Prefix, now time.Time) {
+	b, err := g.st.NetBan(ctx, p, now)
+	switch {
+	case err == nil:
+		g.eng.IPBan().Restore([]ipban.Ban{fromStoreBan(b)})
+	case errors.Is(err, store.ErrNotFound):
+		g.eng.UnbanNet(p, now)
+	default:
+		g.log.Error("re-read network ban", "net", p, "err", err)
 	}
 }

@@ -263,6 +263,14 @@ func (e *Engine) Ban(addr netip.Addr, d time.Duration, reason string, now time.T
 	return banAction(e.bans.Add(addr, ipban.RuleManual, reason, []string{now.UTC().Format(time.RFC3339) + " banned by an operator"}, d, now))
 }
 
+// BanNet bans every address of network p for d, for `veilig ban add CIDR`.
+func (e *Engine) BanNet(p netip.Prefix, d time.Duration, reason string, now time.Time) ipban.Ban {
+	return e.bans.AddNet(p, ipban.RuleManual, reason, d, now)
+}
+
+// UnbanNet lifts the ban of network p.
+func (e *Engine) UnbanNet(p netip.Prefix, now time.Time) bool { return e.bans.RemoveNet(p, now) }
+
 // Unban lifts addr's ban, for `veilig ban remove`.
 func (e *Engine) Unban(addr netip.Addr, now time.Time) bool { return e.bans.Remove(addr.Unmap(), now) }
 

@@ -36,7 +36,12 @@ func (e *Engine) Explain(addr netip.Addr, account string, now time.Time) []Reaso
 	var out []Reason
 	trusted := e.trusted.contains(addr)
 	if b, ok := e.bans.Banned(addr, now); ok {
-		msg := fmt.Sprintf("banned since %s (%s rule): %s", b.Start.UTC().Format(time.RFC3339), b.Rule, b.Reason)
+		msg := fmt.Sprintf("banned%s (%s rule): %s", sinceText(b.Start), b.Rule, b.Reason)
+		lifted := addr.String()
+		if b.Net.IsValid() {
+			msg = fmt.Sprintf("in the banned network %s%s (%s rule): %s", b.Net, sinceText(b.Start), b.Rule, b.Reason)
+			lifted = b.Net.String()
+		}
 		if b.Level > 0 {
 			msg += fmt.Sprintf("; repeat offence, ban step %d", b.Level+1)
 		}
@@ -44,7 +49,7 @@ func (e *Engine) Explain(addr netip.Addr, account string, now time.Time) []Reaso
 			msg += "\n  " + c
 		}
 		out = append(out, Reason{Stage: StageBan, Rule: b.Rule, Refuses: true, Message: msg, Until: b.End,
-			Lift: "veilig ban remove " + addr.String()})
+			Lift: "veilig ban remove " + lifted})
 	} else if !trusted && e.shared(addr) {
 		out = append(out, Reason{Stage: StageBan, Rule: RuleShared, Message: fmt.Sprintf(
 			"carries authenticated registrations or calls, so failed authentications never ban it (%d in the last %s): an account that fails %d times in a row from it is locked for this address alone, and the other devices here keep working",

@@ -38,10 +38,18 @@ func (s *Service) why(ctx context.Context, _ Actor, req WhyRequest) (WhyResult, 
 		return WhyResult{Reasons: s.d.Explainer.Explain(addr, req.Extension, now), Live: true}, nil
 	}
 	var out []policy.Reason
-	if b, err := s.d.Store.Ban(ctx, addr, now); err == nil {
-		out = append(out, policy.Reason{Stage: "ban", Rule: b.Rule, Refuses: true, Message: b.Reason, Until: b.End, Lift: "veilig ban remove " + addr.String()})
-	} else if !errors.Is(err, store.ErrNotFound) {
+	bans, err := s.d.Store.ListBans(ctx, now)
+	if err != nil {
 		return WhyResult{}, storeErr("read bans", err)
+	}
+	for _, b := range bans {
+		switch {
+		case b.Net.IsValid() && b.Net.Contains(addr):
+			out = append(out, policy.Reason{Stage: policy.StageBan, Rule: b.Rule, Refuses: true, Message: "in the banned network " + b.Net.String() + ": " + b.Reason,
+				Until: b.End, Lift: "veilig ban remove " + b.Net.String()})
+		case b.Addr == addr:
+			out = append(out, policy.Reason{Stage: policy.StageBan, Rule: b.Rule, Refuses: true, Message: b.Reason, Until: b.End, Lift: "veilig ban remove " + addr.String()})
+		}
 	}
 	allow, _ := config.Prefixes(s.d.Config.Guard.AllowSources)
 	if len(allow) > 0 && !slices.ContainsFunc(allow, func(p netip.Prefix) bool { return p.Contains(addr) }) {

@@ -67,7 +67,9 @@ type Suspension struct {
 
 // Ban is a source address refused at the edge until End.
 type Ban struct {
-	Addr   netip.Addr
+	Addr netip.Addr
+	// Net is set, and Addr zero, for the ban of a whole network.
+	Net    netip.Prefix
 	Rule   string   // e.g. "bruteforce", "scanner", "manual"
 	Reason string   // for a person
 	Cause  []string // the events that led to it
@@ -279,6 +281,10 @@ type Bans interface {
 	SaveBan(ctx context.Context, b Ban) error
 	DeleteBan(ctx context.Context, addr netip.Addr) error // ErrNotFound if absent
 	Ban(ctx context.Context, addr netip.Addr, now time.Time) (Ban, error)
+	// NetBan and DeleteNetBan are Ban and DeleteBan for network bans
+	// (Ban.Net), keyed by the masked prefix.
+	NetBan(ctx context.Context, p netip.Prefix, now time.Time) (Ban, error)
+	DeleteNetBan(ctx context.Context, p netip.Prefix) error
 	ListBans(ctx context.Context, now time.Time) ([]Ban, error)
 }
 

@@ -17,7 +17,7 @@ import (
 func (d *conn) SaveBan(ctx context.Context, b store.Ban) error {
 	cause, err := json.Marshal(b.Cause)
 	if err != nil {
-		return fmt.Errorf("save ban %s: %w", b.Addr, err)
+		return fmt.Errorf("save ban %s: %w", banKey(b), err)
 	}
 	if b.Cause == nil {
 		cause = []byte("[]")
@@ -25,7 +25,7 @@ func (d *conn) SaveBan(ctx context.Context, b store.Ban) error {
 	_, err = d.w.ExecContext(ctx, `INSERT INTO bans (addr, rule, reason, cause, start, end, level) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (addr) DO UPDATE SET rule = excluded.rule, reason = excluded.reason, cause = excluded.cause,
 		start = excluded.start, end = excluded.end, level = excluded.level`,
-		b.Addr.Unmap().String(), b.Rule, b.Reason, string(cause), nanos(b.Start), nanos(b.End), b.Level)
+		banKey(b), b.Rule, b.Reason, string(cause), nanos(b.Start), nanos(b.End), b.Level)
 	if err != nil {
 		return fmt.Errorf("save ban %s: %w", b.Addr, err)
 	}
@@ -35,6 +35,20 @@ func (d *conn) SaveBan(ctx context.Context, b store.Ban) error {
 // DeleteBan lifts a ban.
 func (d *conn) DeleteBan(ctx context.Context, addr netip.Addr) error {
 	return d.deleteOne(ctx, `DELETE FROM bans WHERE addr = ?`, addr.Unmap().String(), "ban")
+}
+
+// DeleteNetBan lifts the ban of a network.
+func (d *conn) DeleteNetBan(ctx context.Context, p netip.Prefix) error {
+	return d.deleteOne(ctx, `DELETE FROM bans WHERE addr = ?`, p.Masked().String(), "ban")
+}
+
+// banKey is a ban's row key: the address, or the masked network in CIDR
+// form (so the two never collide).
+func banKey(b store.Ban) string {
+	if b.Net.IsValid() {
+		return b.Net.Masked().String()
+	}
+	return b.Addr.Unmap().String()
 }
 
 const banCols = `addr, rule, reason, cause, start, end, level`
@@ -48,6 +62,19 @@ func (d *conn) Ban(ctx context.Context, addr netip.Addr, now time.Time) (store.B
 	}
 	if err != nil {
 		return store.Ban{}, fmt.Errorf("ban %s: %w", addr, err)
+	}
+	return b, nil
+}
+
+// NetBan returns the ban of network p in force at now.
+func (d *conn) NetBan(ctx context.Context, p netip.Prefix, now time.Time) (store.Ban, error) {
+	row := d.r.QueryRowContext(ctx, `SELECT `+banCols+` FROM bans WHERE addr = ? AND end > ?`, p.Masked().String(), nanos(now))
+	b, err := scanBan(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Ban{}, fmt.Errorf("ban %s: %w", p, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Ban{}, fmt.Errorf("ban %s: %w", p, err)
 	}
 	return b, nil
 }
@@ -81,7 +108,11 @@ func scanBan(s scanner) (store.Ban, error) {
 		return store.Ban{}, err
 	}
 	var err error
-	if b.Addr, err = netip.ParseAddr(addr); err != nil {
+	if strings.Contains(addr, "/") {
+		if b.Net, err = netip.ParsePrefix(addr); err != nil {
+			return store.Ban{}, fmt.Errorf("corrupt network %q: %w", addr, err)
+		}
+	} else if b.Addr, err = netip.ParseAddr(addr); err != nil {
 		return store.Ban{}, fmt.Errorf("corrupt address %q: %w", addr, err)
 	}
 	if err := json.Unmarshal([]byte(cause), &b.Cause); err != nil {

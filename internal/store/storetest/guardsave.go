@@ -95,3 +95,57 @@ func testGuardSave(t *testing.T, s store.Store) {
 		t.Errorf("SaveGuard with nothing: %v", err)
 	}
 }
+
+// testNetBans: a network ban is kept under its masked prefix, beside an
+// address ban of an address inside it; each is read and lifted by its own
+// key; both reach the change feed.
+func testNetBans(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	t0 := now()
+	v0, err := s.LastChange(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net := store.Ban{Net: netip.MustParsePrefix("203.0.113.0/24"), Rule: "manual", Reason: "hostile network", Start: t0, End: t0.Add(time.Hour)}
+	one := store.Ban{Addr: netip.MustParseAddr("203.0.113.0"), Rule: "manual", Reason: "the network address itself", Start: t0, End: t0.Add(time.Hour)}
+	if err := s.SaveBan(ctx, net); err != nil {
+		t.Fatalf("SaveBan(network): %v", err)
+	}
+	if err := s.SaveBan(ctx, one); err != nil {
+		t.Fatalf("SaveBan(address): %v", err)
+	}
+	got, err := s.NetBan(ctx, netip.MustParsePrefix("203.0.113.99/24"), t0)
+	if err != nil || got.Net != net.Net || got.Addr.IsValid() || got.Reason != net.Reason {
+		t.Fatalf("NetBan = %+v, %v; want the network ban (looked up by an unmasked prefix)", got, err)
+	}
+	if b, err := s.Ban(ctx, one.Addr, t0); err != nil || b.Net.IsValid() || b.Reason != one.Reason {
+		t.Fatalf("Ban(address) = %+v, %v; want the address ban alone", b, err)
+	}
+	bans, err := s.ListBans(ctx, t0)
+	if err != nil || len(bans) != 2 {
+		t.Fatalf("ListBans = %+v, %v; want both", bans, err)
+	}
+	cs, err := s.Changes(ctx, v0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	for _, c := range cs {
+		keys[c.Topic+" "+c.Key] = true
+	}
+	if !keys["ban 203.0.113.0/24"] || !keys["ban 203.0.113.0"] {
+		t.Errorf("change feed after two bans: %+v", cs)
+	}
+	if err := s.DeleteNetBan(ctx, net.Net); err != nil {
+		t.Fatalf("DeleteNetBan: %v", err)
+	}
+	if _, err := s.NetBan(ctx, net.Net, t0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("NetBan after delete: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Ban(ctx, one.Addr, t0); err != nil {
+		t.Errorf("deleting the network ban removed the address ban: %v", err)
+	}
+	if err := s.DeleteNetBan(ctx, net.Net); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("second DeleteNetBan: %v, want ErrNotFound", err)
+	}
+}

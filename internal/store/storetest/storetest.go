@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Update", testUpdate},
 		{"Purge", testPurge},
 		{"GuardSave", testGuardSave},
+		{"NetBans", testNetBans},
 		{"Canceled", testCanceled},
 		{"Concurrent", testConcurrent},
 	}

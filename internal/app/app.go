@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -189,7 +190,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	reg.Each(func(b store.Binding) { grd.KnownDevice(b.Source.Addr(), b.Number) })
 
 	var calls *call.Manager
-	relay, err := newRelay(cfg, func(ev media.Event) {
+	relay, relayAt, err := newRelay(cfg, func(ev media.Event) {
 		if calls != nil {
 			calls.OnMediaEvent(ev)
 		}
@@ -246,7 +247,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	})
 	trunks.SetEdge(edge)
 
-	printBanner(out, cfg, tm, edge, restored)
+	printBanner(out, cfg, tm, edge, relayAt, restored)
 	fmt.Fprintf(out, "connections: up to %d TLS/TCP (open-file limit %d)\n", maxConns, files)
 	bus.Emit(events.New(events.ServerStarted, netipZero, "", "veilig started", "version", Version))
 
@@ -399,12 +400,17 @@ func localHosts(cfg *config.Config) []string {
 	return hosts
 }
 
-func printBanner(out io.Writer, cfg *config.Config, tm *tlsconf.Manager, edge *sipedge.Edge, restored int) {
+func printBanner(out io.Writer, cfg *config.Config, tm *tlsconf.Manager, edge *sipedge.Edge, relayAt string, restored int) {
 	fmt.Fprintf(out, "Veilig %s, SIP domain %s, data in %s\n", Version, cfg.SIP.Domain, cfg.DataDir)
 	for _, l := range edge.Listeners() {
 		scheme := "sip+" + l.Transport
-		fmt.Fprintf(out, "listening: %s %s\n", scheme, l.Addr)
+		where := ""
+		if l.Addr.Addr().IsUnspecified() {
+			where = " (every interface, IPv4 and IPv6; set sip." + l.Transport + "_listen to 127.0.0.1:PORT to keep a trial on this machine)"
+		}
+		fmt.Fprintf(out, "listening: %s %s%s\n", scheme, l.Addr, where)
 	}
+	fmt.Fprintf(out, "media: %s (media.advertise sets the address phones send media to, e.g. the public one behind NAT)\n", relayAt)
 	fmt.Fprintf(out, "TLS certificate fingerprint: %s\n", tm.Fingerprint())
 	if ca := tm.CAFile(); ca != "" {
 		fmt.Fprintf(out, "CA certificate: %s (give this to softphones to verify Veilig)\n", ca)
@@ -413,5 +419,15 @@ func printBanner(out io.Writer, cfg *config.Config, tm *tlsconf.Manager, edge *s
 	if restored > 0 {
 		fmt.Fprintf(out, "restored %d registrations\n", restored)
 	}
-	fmt.Fprintf(out, "Add an extension: veilig ext add 1001 --name \"Agent Anna\" --data-dir %s\n", cfg.DataDir)
+	fmt.Fprintf(out, "Add an extension: %s ext add 1001 --name \"Agent Anna\" --data-dir %s\n", selfName(), cfg.DataDir)
+}
+
+// selfName is how the person who started the server runs this binary
+// again: the path they used (./bin/veilig from a checkout), or veilig when
+// it came from the PATH.
+func selfName() string {
+	if len(os.Args) > 0 && strings.ContainsRune(os.Args[0], '/') {
+		return os.Args[0]
+	}
+	return "veilig"
 }

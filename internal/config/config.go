@@ -44,9 +44,9 @@ type Fraud struct {
 	// AllowPrefixes lets exact E.164 prefixes through the premium,
 	// satellite, network and high-risk blocks (e.g. "+88216").
 	AllowPrefixes []string `yaml:"allow_prefixes"`
-	// Limits per extension and per trunk; 0 keeps the built-in default
-	// (extension: 2 concurrent, 6 a minute, 2 h, 25 a day; trunk: 100,
-	// 120, 4 h, 500), -1 switches a limit off.
+	// Limits per extension and per trunk (defaults in Default: sized for
+	// one agent per extension); -1 switches a limit off, and 0 is refused
+	// so a forgotten value never opens a hole.
 	ExtensionConcurrent  int           `yaml:"extension_concurrent"`
 	ExtensionPerMinute   int           `yaml:"extension_per_minute"`
 	ExtensionMaxDuration time.Duration `yaml:"extension_max_duration"`
@@ -297,7 +297,22 @@ func Default() Config {
 			MD5OnlyUserAgents: []string{"baresip", "sipp"},
 			NonceTTL:          5 * time.Minute,
 		},
-		Fraud: Fraud{Country: "NL", BusinessHours: "refuse", Trip: "suspend"},
+		Fraud: Fraud{
+			Country:              "NL",
+			ExtensionConcurrent:  2,
+			ExtensionPerMinute:   6,
+			ExtensionMaxDuration: 2 * time.Hour,
+			ExtensionDailyBudget: 25,
+			TrunkConcurrent:      100,
+			TrunkPerMinute:       120,
+			TrunkMaxDuration:     4 * time.Hour,
+			TrunkDailyBudget:     500,
+			RateNational:         0.05,
+			RateEU:               0.15,
+			RateDefault:          1.00, // unknown international: priced high so budgets bite early
+			BusinessHours:        "refuse",
+			Trip:                 "suspend",
+		},
 		Media: Media{
 			PortRange: "10000-20000",
 			Timeout:   60 * time.Second,

@@ -113,7 +113,7 @@ func TestFullFile(t *testing.T) {
 		TLS:    TLS{CertFile: "/etc/veilig/cert.pem", KeyFile: "/etc/veilig/key.pem", MinVersion: "1.3"},
 		Auth:   Auth{AllowMD5: false, NonceTTL: time.Minute, MD5OnlyUserAgents: []string{"baresip", "sipp"}},
 		Media:  Media{PortRange: "10000-20000", Timeout: time.Minute},
-		Fraud:  Fraud{Country: "NL", BusinessHours: "refuse", Trip: "suspend"},
+		Fraud:  Default().Fraud,
 		Events: Events{LogFile: "/var/log/veilig/events.jsonl", Retention: 8760 * time.Hour},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -232,5 +232,21 @@ func TestUDPWorkerCount(t *testing.T) {
 	}
 	if got := (SIP{}).UDPWorkerCount(); got < 2 {
 		t.Errorf("automatic = %d, want at least 2", got)
+	}
+}
+
+// TestFraudLimitsZeroRefused: a limit of 0 would refuse every call; it is
+// refused under its key, while -1 switches the limit off.
+func TestFraudLimitsZeroRefused(t *testing.T) {
+	c := Default()
+	c.Fraud.ExtensionConcurrent = 0
+	c.Fraud.TrunkDailyBudget = -1
+	err := c.Validate()
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Key != "fraud.extension_concurrent" {
+		t.Fatalf("Validate = %v, want an error for fraud.extension_concurrent", err)
+	}
+	if strings.Contains(err.Error(), "trunk_daily_budget") {
+		t.Errorf("-1 (no limit) refused: %v", err)
 	}
 }

@@ -270,4 +270,25 @@ func (f Fraud) validate(c checker) {
 	}
 	oneOf(c, "business_hours", f.BusinessHours, "off", "refuse", "alert")
 	oneOf(c, "trip", f.Trip, "suspend", "alert")
+	for _, l := range []struct {
+		key string
+		v   float64
+	}{
+		{"extension_concurrent", float64(f.ExtensionConcurrent)}, {"extension_per_minute", float64(f.ExtensionPerMinute)},
+		{"extension_max_duration", float64(f.ExtensionMaxDuration)}, {"extension_daily_budget", f.ExtensionDailyBudget},
+		{"trunk_concurrent", float64(f.TrunkConcurrent)}, {"trunk_per_minute", float64(f.TrunkPerMinute)},
+		{"trunk_max_duration", float64(f.TrunkMaxDuration)}, {"trunk_daily_budget", f.TrunkDailyBudget},
+	} {
+		if l.v <= 0 && l.v != -1 {
+			c.errf(l.key, "must be positive, or -1 for no limit (0 would refuse every call), got %v", l.v)
+		}
+	}
+	for _, r := range []struct {
+		key string
+		v   float64
+	}{{"rate_national", f.RateNational}, {"rate_eu", f.RateEU}, {"rate_default", f.RateDefault}} {
+		if r.v < 0 {
+			c.errf(r.key, "must not be negative, got %v", r.v)
+		}
+	}
 }

@@ -206,3 +206,33 @@ func TestManagementMessages(t *testing.T) {
 		t.Errorf("a refused ext lift wrote %d fraud.lifted events", n)
 	}
 }
+
+// TestOrderedShutdown: SIGTERM stops the edge first and the event bus
+// last: the exit status is 0, the log says so, and server.stopped is the
+// last event written, after the registration a device made just before.
+func TestOrderedShutdown(t *testing.T) {
+	srv := startServer(t, serverOptions{})
+	secret := srv.addExtension(t, "1001")
+	c := dialSIPTLS(t, "127.0.0.75", srv.tlsAddr)
+	if _, final := c.register(t, srv.domain, "1001", secret, "SHA-256"); final.status() != 200 {
+		t.Fatalf("REGISTER: %s", final.start)
+	}
+	srv.proc.Stop(20 * time.Second)
+	exited, code := srv.proc.Wait(time.Second)
+	if !exited || code != 0 {
+		t.Fatalf("after SIGTERM: exited=%v code=%d", exited, code)
+	}
+	out := srv.proc.Output()
+	for _, line := range []string{"shutting down", "msg=stopped"} {
+		if !strings.Contains(out, line) {
+			t.Errorf("log lacks %q:\n%s", line, out)
+		}
+	}
+	evs := srv.events(t)
+	if len(evs) == 0 || evs[len(evs)-1].Type != "server.stopped" {
+		t.Fatalf("last event is not server.stopped: %v", evs)
+	}
+	if countEvents(evs, "register", forAccount("1001")) != 1 {
+		t.Errorf("the registration before the stop is not in the event log")
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -31,6 +30,7 @@ import (
 	"github.com/veilig/veilig/internal/datakey"
 	"github.com/veilig/veilig/internal/defence"
 	"github.com/veilig/veilig/internal/events"
+	"github.com/veilig/veilig/internal/lifecycle"
 	"github.com/veilig/veilig/internal/media"
 	"github.com/veilig/veilig/internal/metrics"
 	"github.com/veilig/veilig/internal/registrar"
@@ -189,10 +189,14 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	grd.Restore(ctx, time.Now())
 	reg.Each(func(b store.Binding) { grd.KnownDevice(b.Source.Addr(), b.Number) })
 
-	var calls *call.Manager
+	// Media events (timeouts, injection) reach the B2BUA through a queue:
+	// the relay exists before the calls it serves.
+	mediaEvents := make(chan media.Event, 4096)
 	relay, relayAt, err := newRelay(cfg, func(ev media.Event) {
-		if calls != nil {
-			calls.OnMediaEvent(ev)
+		select {
+		case mediaEvents <- ev:
+		default:
+			log.Error("media event queue full; event dropped", "call", ev.CallID, "kind", ev.Kind)
 		}
 	}, log.With("component", "media"))
 	if err != nil {
@@ -200,7 +204,6 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	}
 	mux := sipedge.NewMux()
 	mux.Handle(sip.REGISTER, reg)
-	mux.Fallback(sipedge.HandlerFunc(func(ctx context.Context, r *sipedge.Request) error { return calls.ServeSIP(ctx, r) }))
 	authStage := sipedge.AuthGate(sipedge.AuthOptions{
 		Realm: cfg.SIP.Domain, AllowMD5: cfg.Auth.AllowMD5, MD5First: cfg.Auth.InsecureMD5First,
 		MD5Only: append([]string(nil), cfg.Auth.MD5OnlyUserAgents...),
@@ -239,7 +242,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	if err := fraud.Restore(ctx); err != nil {
 		return err
 	}
-	calls = call.New(call.Options{
+	calls := call.New(call.Options{
 		Edge: edge, Directory: dir, Locator: reg, Events: bus, Logger: log.With("component", "call"),
 		CallerIDs: dir.CallerIDs,
 		Domain:    cfg.SIP.Domain, InsecureSDESOverPlain: cfg.SIP.InsecureSDESOverPlainTransport,
@@ -247,60 +250,67 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	})
 	trunks.SetEdge(edge)
 
-	printBanner(out, cfg, tm, edge, relayAt, restored)
-	fmt.Fprintf(out, "connections: up to %d TLS/TCP (open-file limit %d)\n", maxConns, files)
-	bus.Emit(events.New(events.ServerStarted, netipZero, "", "veilig started", "version", Version))
+	// Everything else reaches the B2BUA; the edge serves only once Serve
+	// runs, after this.
+	mux.Fallback(calls)
 
-	var wg sync.WaitGroup
-	run := func(name string, f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				log.Error("subsystem stopped", "subsystem", name, "err", err)
-				stop()
-			}
-		}()
-	}
-	// The bus and registrar outlive the edge so the last events and
-	// bindings are written after the listeners close.
-	bgCtx, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
-	var bg sync.WaitGroup
-	bg.Add(2)
-	go func() { defer bg.Done(); _ = bus.Run(bgCtx) }()
-	go func() { defer bg.Done(); _ = reg.Run(bgCtx) }()
-
-	bg.Add(1)
-	go func() {
-		defer bg.Done()
-		if err := grd.Run(bgCtx); err != nil {
-			log.Error("guard stopped", "err", err)
-		}
-	}()
-	run("memory", func(ctx context.Context) error { return returnMemory(ctx, log.With("component", "memory")) })
-	run("media", relay.Run)
-	run("trunks", trunks.Run)
-	run("fraud", func(ctx context.Context) error {
-		return fraud.Run(ctx, 2*time.Second, func(end tollfraud.End) { calls.EndFraudCall(end.Call, string(end.Rule)) })
+	svc := service.New(service.Deps{
+		Store: db, Key: key, Config: cfg, Events: bus, Changed: changes.Sync,
+		Explainer: grd.Engine(), Locator: reg, Conns: edge, Calls: calls, Log: log.With("component", "service"),
 	})
-	run("sip", edge.Serve)
 	changes.Subscribe(store.TopicExtension, dir.Apply)
 	changes.Subscribe(store.TopicBan, grd.ApplyBans)
 	changes.Subscribe(store.TopicLock, grd.ApplyLocks)
 	changes.Subscribe(store.TopicTrunk, trunks.Apply)
 	changes.Subscribe(store.TopicSuspension, fraud.ApplySuspensions)
-	run("feed", changes.Run)
-	svc := service.New(service.Deps{
-		Store: db, Key: key, Config: cfg, Events: bus, Changed: changes.Sync,
-		Explainer: grd.Engine(), Locator: reg, Conns: edge, Calls: calls, Log: log.With("component", "service"),
-	})
-	run("audit-checkpoints", func(ctx context.Context) error { return svc.RunCheckpoints(ctx, 10*time.Minute) })
 	purge := retention.New(db, bus, log.With("component", "retention"), retention.Options{Events: cfg.Events.Retention})
-	run("retention", purge.Run)
-	run("control", func(ctx context.Context) error {
+
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			return fmt.Errorf("metrics listen %s: %w", cfg.Metrics.Listen, err)
+		}
+	}
+
+	// Actors in dependency order; they stop in the reverse order, so the
+	// edge stops accepting first and the bus writes the last events.
+	g := lifecycle.New(log, 10*time.Second)
+	g.Go("events", bus.Run)
+	g.Go("announce", func(stopping context.Context) error {
+		bus.Emit(events.New(events.ServerStarted, netipZero, "", "veilig started", "version", Version))
+		<-stopping.Done()
+		reason := stopReason(ctx)
+		if err := g.Err(); err != nil {
+			reason = err.Error()
+		}
+		bus.Emit(events.New(events.ServerStopped, netipZero, "", "veilig stopped", "version", Version, "reason", reason))
+		return nil
+	})
+	g.Go("registrar", reg.Run)
+	g.Go("guard", grd.Run)
+	g.Go("fraud", func(ctx context.Context) error {
+		return fraud.Run(ctx, 2*time.Second, func(end tollfraud.End) { calls.EndFraudCall(end.Call, string(end.Rule)) })
+	})
+	g.Go("media", relay.Run)
+	g.Go("media-events", func(ctx context.Context) error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case ev := <-mediaEvents:
+				calls.OnMediaEvent(ev)
+			}
+		}
+	})
+	g.Go("trunks", trunks.Run)
+	g.Go("memory", func(ctx context.Context) error { return returnMemory(ctx, log.With("component", "memory")) })
+	g.Go("feed", changes.Run)
+	g.Go("audit-checkpoints", func(ctx context.Context) error { return svc.RunCheckpoints(ctx, 10*time.Minute) })
+	g.Go("retention", purge.Run)
+	g.Go("control", func(ctx context.Context) error {
 		return control.Serve(ctx, cfg.ControlSocketPath(), svc, log.With("component", "control"))
 	})
-	if cfg.Metrics.Listen != "" {
+	if metricsLn != nil {
 		reg := metrics.NewRegistry(metrics.Sources{Edge: edge, Calls: calls, Registrations: reg, Events: bus,
 			AlertsSuppressed: func() uint64 { return grd.Engine().Stats().AlertsSuppressed }, Collectors: []prometheus.Collector{grd.Decisions()}})
 		checks := []metrics.Check{
@@ -312,25 +322,16 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 				return nil
 			}},
 		}
-		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
-		if err != nil {
-			stop()
-			wg.Wait()
-			bgCancel()
-			bg.Wait()
-			return fmt.Errorf("metrics listen %s: %w", cfg.Metrics.Listen, err)
-		}
 		h := metrics.Handler(reg, checks)
-		run("metrics", func(ctx context.Context) error { return metrics.Serve(ctx, ln, h, log) })
-		fmt.Fprintf(out, "metrics: http://%s/metrics (health: /healthz, /readyz)\n", cfg.Metrics.Listen)
+		g.Go("metrics", func(ctx context.Context) error { return metrics.Serve(ctx, metricsLn, h, log) })
 	}
 	if cfg.TLS.CertFile != "" {
-		run("tls-watch", tm.Watch)
+		g.Go("tls-watch", tm.Watch)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	run("sighup", func(ctx context.Context) error {
+	g.Go("sighup", func(ctx context.Context) error {
 		for {
 			select {
 			case <-ctx.Done():
@@ -345,15 +346,23 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 			}
 		}
 	})
+	g.Go("sip", edge.Serve)
+
+	printBanner(out, cfg, tm, edge, relayAt, restored)
+	fmt.Fprintf(out, "connections: up to %d TLS/TCP (open-file limit %d)\n", maxConns, files)
+	if metricsLn != nil {
+		fmt.Fprintf(out, "metrics: http://%s/metrics (health: /healthz, /readyz)\n", cfg.Metrics.Listen)
+	}
 	fmt.Fprintln(out, "Veilig is ready")
-	<-ctx.Done()
-	log.Info("shutting down", "reason", context.Cause(ctx))
-	wg.Wait()
-	bus.Emit(events.New(events.ServerStopped, netipZero, "", "veilig stopped", "version", Version, "reason", stopReason(ctx)))
-	bgCancel()
-	bg.Wait()
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "reason", context.Cause(ctx))
+	case <-g.Failed():
+		log.Error("shutting down", "reason", g.Err())
+	}
+	g.Stop()
 	log.Info("stopped")
-	return nil
+	return g.Err()
 }
 
 func stopReason(ctx context.Context) string {

@@ -171,10 +171,8 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	}
 	// A source with live registrations or an authenticated connection
 	// carries agents: failures there lock accounts, never the address.
-	var edge *sipedge.Edge
-	active := func(a netip.Addr) bool {
-		return reg.HasSource(a) || (edge != nil && edge.AuthenticatedFrom(a))
-	}
+	conns := sipedge.NewAdmission(maxConns)
+	active := func(a netip.Addr) bool { return reg.HasSource(a) || conns.AuthenticatedFrom(a) }
 	grd, err := defence.New(defence.Options{Config: cfg, Store: db, Events: bus, Directory: dir,
 		Carriers: trunks.Carriers(), IsCarrier: trunks.IsCarrier, Active: active, Log: log.With("component", "guard")})
 	if err != nil {
@@ -217,11 +215,11 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 			return "", false
 		},
 	})
-	edge, err = sipedge.New(sipedge.Options{
+	edge, err := sipedge.New(sipedge.Options{
 		TLSListen: cfg.SIP.TLSListen, TCPListen: cfg.SIP.TCPListen, UDPListen: cfg.SIP.UDPListen,
 		TLSConfig: tm.ServerConfig(), AdvertiseHost: cfg.SIP.AdvertiseHost, UserAgent: cfg.SIP.UserAgent,
 		IdleTimeout: cfg.SIP.IdleTimeout, MaxMessageSize: cfg.SIP.MaxMessageSize,
-		MessageTimeout: cfg.SIP.MessageTimeout, AuthTimeout: cfg.SIP.AuthTimeout, MaxConnections: maxConns,
+		MessageTimeout: cfg.SIP.MessageTimeout, AuthTimeout: cfg.SIP.AuthTimeout, Admission: conns,
 		UDPWorkers: cfg.SIP.UDPWorkerCount(), UDPReadBuffer: cfg.SIP.UDPReadBuffer,
 		Handler: mux, Auth: authStage, Logger: log.With("component", "sip"), Guard: grd,
 		Sanity: func(raw []byte, r *sip.Request) (int, string, bool) {

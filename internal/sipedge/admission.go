@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// admission bounds the stream connections the edge holds, so that
+// Admission bounds the stream connections the edge holds, so that
 // accepting never runs the process out of file descriptors (which would
 // stop new registrations, the metrics listener and the store alike). At
 // the limit a newcomer is still let in by evicting the oldest connection
@@ -21,7 +21,7 @@ import (
 // keep agents from registering: they only push each other out.
 //
 // A zero max admits everything (tests and tools).
-type admission struct {
+type Admission struct {
 	max int
 
 	mu     sync.Mutex
@@ -42,7 +42,7 @@ const (
 
 // slot is one held connection's place in the admission.
 type slot struct {
-	adm        *admission
+	adm        *Admission
 	nc         net.Conn
 	peer       netip.AddrPort
 	at         time.Time
@@ -83,7 +83,7 @@ func (l *slotList) remove(s *slot) {
 
 // admit takes a place for nc. When the edge is full it evicts (victim,
 // to be closed by the caller) or refuses (ok false).
-func (a *admission) admit(nc net.Conn, peer netip.AddrPort, known bool, now time.Time) (s *slot, victim *slot, ok bool) {
+func (a *Admission) admit(nc net.Conn, peer netip.AddrPort, known bool, now time.Time) (s *slot, victim *slot, ok bool) {
 	class := classStranger
 	if known {
 		class = classKnown
@@ -110,7 +110,7 @@ func (a *admission) admit(nc net.Conn, peer netip.AddrPort, known bool, now time
 }
 
 // authenticated moves s to the class that is never evicted.
-func (a *admission) authenticated(s *slot) {
+func (a *Admission) authenticated(s *slot) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if s.class < 0 || s.class == classAuthed {
@@ -125,8 +125,15 @@ func (a *admission) authenticated(s *slot) {
 	a.authed[s.peer.Addr()]++
 }
 
+// NewAdmission makes a table holding at most max stream connections
+// (zero: no bound).
+func NewAdmission(max int) *Admission { return &Admission{max: max} }
+
+// AuthenticatedFrom reports an authenticated stream connection from addr.
+func (a *Admission) AuthenticatedFrom(addr netip.Addr) bool { return a.authenticatedFrom(addr.Unmap()) }
+
 // authenticatedFrom reports an authenticated connection from addr.
-func (a *admission) authenticatedFrom(addr netip.Addr) bool {
+func (a *Admission) authenticatedFrom(addr netip.Addr) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.authed[addr] > 0
@@ -134,7 +141,7 @@ func (a *admission) authenticatedFrom(addr netip.Addr) bool {
 
 // release gives back the place of a connection that has closed; an
 // evicted one gave its place to the newcomer already.
-func (a *admission) release(s *slot) {
+func (a *Admission) release(s *slot) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if s.class < 0 {
@@ -156,7 +163,7 @@ type AdmissionStats struct {
 	Evicted, Refused           uint64
 }
 
-func (a *admission) stats() AdmissionStats {
+func (a *Admission) stats() AdmissionStats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return AdmissionStats{Limit: a.max, Open: a.n, Authenticated: a.lists[classAuthed].n, Evicted: a.evicted.Load(), Refused: a.refused.Load()}

@@ -14,7 +14,7 @@ import (
 )
 
 func TestAdmissionEvictsOldestStrangerFirst(t *testing.T) {
-	a := &admission{max: 3}
+	a := &Admission{max: 3}
 	now := time.Unix(1000, 0)
 	peer := func(i int) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), 5061)

@@ -6,6 +6,7 @@
 package sipedge
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -39,8 +40,12 @@ type Options struct {
 	// zero; only with Auth set); keep-alives do not extend it.
 	AuthTimeout time.Duration
 	// MaxConnections bounds the accepted stream connections (see
-	// admission); zero means no bound.
+	// Admission); zero means no bound. Ignored when Admission is set.
 	MaxConnections int
+	// Admission is the connection table, when others must ask it before
+	// the edge exists (the defences ask which sources hold authenticated
+	// connections); nil makes one of MaxConnections.
+	Admission      *Admission
 	MaxMessageSize int
 	UDPWorkers     int
 	UDPReadBuffer  int
@@ -69,7 +74,7 @@ type Edge struct {
 	held    heldConns
 	txs     *txTable
 	metrics Metrics
-	adm     admission
+	adm     *Admission
 	routeIP sync.Map // netip.Addr -> netip.Addr: local address facing a peer
 	chain   Handler  // the guard chain in front of opts.Handler
 }
@@ -118,7 +123,7 @@ func New(opts Options) (*Edge, error) {
 		parser: p,
 		conns:  newConnTable(),
 		txs:    newTxTable(),
-		adm:    admission{max: opts.MaxConnections},
+		adm:    cmp.Or(opts.Admission, NewAdmission(opts.MaxConnections)),
 	}
 	e.chain = Chain(opts.Handler, e.stages()...)
 	if err := e.listen(); err != nil {

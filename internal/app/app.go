@@ -33,6 +33,7 @@ import (
 	"github.com/veilig/veilig/internal/lifecycle"
 	"github.com/veilig/veilig/internal/media"
 	"github.com/veilig/veilig/internal/metrics"
+	"github.com/veilig/veilig/internal/process"
 	"github.com/veilig/veilig/internal/registrar"
 	"github.com/veilig/veilig/internal/retention"
 	"github.com/veilig/veilig/internal/service"
@@ -106,11 +107,11 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		debug.SetMemoryLimit(1 << 30)
 	}
 
-	files, err := raiseFileLimit()
+	files, err := process.RaiseFileLimit()
 	if err != nil {
 		return err
 	}
-	maxConns, reserve, err := connectionLimit(cfg, files)
+	maxConns, reserve, err := process.ConnectionLimit(cfg, files)
 	if err != nil {
 		return err
 	}
@@ -301,7 +302,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		}
 	})
 	g.Go("trunks", trunks.Run)
-	g.Go("memory", func(ctx context.Context) error { return returnMemory(ctx, log.With("component", "memory")) })
+	g.Go("memory", func(ctx context.Context) error { return process.ReturnMemory(ctx, log.With("component", "memory")) })
 	g.Go("feed", changes.Run)
 	g.Go("audit-checkpoints", func(ctx context.Context) error { return svc.RunCheckpoints(ctx, 10*time.Minute) })
 	g.Go("retention", purge.Run)

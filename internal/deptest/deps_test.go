@@ -17,7 +17,8 @@ const module = "github.com/veilig/veilig/"
 // layers, lowest first. Packages on one line are peers and do not import
 // each other unless listed in peersOK.
 var layers = [][]string{
-	{"internal/throttle", "internal/lifecycle", "internal/datakey", "internal/auth", "internal/config", "internal/tlsconf", "internal/auditlog",
+	{"internal/lifecycle"},
+	{"internal/throttle", "internal/datakey", "internal/auth", "internal/config", "internal/tlsconf", "internal/auditlog",
 		"internal/store", "internal/policy/ipban", "internal/policy/lockout", "internal/policy/ratelimit", "internal/policy/scanner",
 		"internal/sipedge/sanity", "internal/media", "internal/admin/authn"},
 	{"internal/policy", "internal/store/sqlite", "internal/store/storetest", "internal/store/feed", "internal/accounts"},
@@ -26,7 +27,7 @@ var layers = [][]string{
 	{"internal/registrar", "internal/trunk", "internal/defence"},
 	{"internal/call"},
 	{"internal/service"},
-	{"internal/control", "internal/admin", "internal/metrics"},
+	{"internal/control", "internal/admin", "internal/metrics", "internal/process"},
 	{"internal/app"},
 	{"internal/cli"},
 	{"cmd/veilig"},

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/veilig/veilig/internal/lifecycle"
 )
 
 // Options configure an Edge. Listen addresses left empty are off.
@@ -176,8 +178,11 @@ func (e *Edge) Serve(ctx context.Context) error {
 		}()
 	}
 	wg.Add(2)
-	go func() { defer wg.Done(); every(ctx, maxHold, e.held.flush) }()
-	go func() { defer wg.Done(); every(ctx, time.Second, func(now time.Time) { e.txs.sweep(now) }) }()
+	go func() { defer wg.Done(); _ = lifecycle.Every(ctx, maxHold, e.held.flush) }()
+	go func() {
+		defer wg.Done()
+		_ = lifecycle.Every(ctx, time.Second, func(now time.Time) { e.txs.sweep(now) })
+	}()
 	<-ctx.Done()
 	e.conns.closeAll()
 	wg.Wait()

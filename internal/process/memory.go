@@ -1,4 +1,4 @@
-package app
+package process
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"github.com/veilig/veilig/internal/lifecycle"
 )
 
 // Returning memory after a flood. The collector runs rarely here (GOGC
@@ -42,22 +44,15 @@ func readMemory() (held, live, allocs uint64) {
 	return v(0) + v(1) + v(2), v(3), v(4)
 }
 
-// returnMemory runs the check until ctx ends.
-func returnMemory(ctx context.Context, log *slog.Logger) error {
+// ReturnMemory runs the check until ctx ends.
+func ReturnMemory(ctx context.Context, log *slog.Logger) error {
 	_, _, prev := readMemory()
-	t := time.NewTicker(memoryCheck)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	return lifecycle.Every(ctx, memoryCheck, func(time.Time) {
 		held, live, allocs := readMemory()
 		recent := allocs - prev
 		prev = allocs
 		if held < live+memoryIdle || recent >= memoryIdle {
-			continue
+			return
 		}
 		start := time.Now()
 		debug.FreeOSMemory()
@@ -65,5 +60,5 @@ func returnMemory(ctx context.Context, log *slog.Logger) error {
 		log.Info("returned idle memory to the operating system", "held_mib", held>>20, "held_after_mib", after>>20,
 			"live_mib", liveAfter>>20, "took", time.Since(start).Round(time.Microsecond))
 		_, _, prev = readMemory()
-	}
+	})
 }

@@ -1,4 +1,4 @@
-package app
+package process
 
 import (
 	"fmt"
@@ -13,10 +13,10 @@ import (
 // certificate reloads.
 const fdReserve = 128
 
-// raiseFileLimit lifts the soft open-file limit to the hard one (the
+// RaiseFileLimit lifts the soft open-file limit to the hard one (the
 // soft default of 1024 is far below what a contact centre's phones need)
 // and returns the limit in force.
-func raiseFileLimit() (uint64, error) {
+func RaiseFileLimit() (uint64, error) {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		return 0, fmt.Errorf("read the open-file limit: %w", err)
@@ -31,12 +31,12 @@ func raiseFileLimit() (uint64, error) {
 	return rl.Cur, nil
 }
 
-// connectionLimit is how many SIP stream connections may be held under
+// ConnectionLimit is how many SIP stream connections may be held under
 // an open-file limit of files: sip.max_connections when set (refused when
 // it does not fit), else the limit less the reserve and a share for the
 // media relay (two sockets per call leg; at most a quarter of the files
 // or the whole port range, whichever is smaller).
-func connectionLimit(cfg *config.Config, files uint64) (limit, reserve int, err error) {
+func ConnectionLimit(cfg *config.Config, files uint64) (limit, reserve int, err error) {
 	mediaShare := int(files / 4)
 	if lo, hi, perr := cfg.Media.Ports(); perr == nil && hi-lo+1 < mediaShare {
 		mediaShare = hi - lo + 1

@@ -374,23 +374,26 @@ func (t *Table) evictSource(now time.Time) {
 	}
 }
 
-// evictLock makes room for a lock: first the expired, then the one that
-// ends soonest.
-func (t *Table) evictLock(now time.Time) {
-	var victim string
+// evictLock makes room for a lock.
+func (t *Table) evictLock(now time.Time) { evictSoonest(t.locks, t.cfg.MaxAccounts, now) }
+
+// evictSoonest makes room in a full map of locks: first it drops the
+// expired, then, if still at max, the one that ends soonest.
+func evictSoonest[K comparable](locks map[K]Lock, max int, now time.Time) {
+	var victim K
 	var end time.Time
 	found := false
-	for a, l := range t.locks {
+	for k, l := range locks {
 		if !l.Active(now) {
-			delete(t.locks, a)
+			delete(locks, k)
 			continue
 		}
 		if !found || l.Until.Before(end) {
-			victim, end, found = a, l.Until, true
+			victim, end, found = k, l.Until, true
 		}
 	}
-	if len(t.locks) >= t.cfg.MaxAccounts {
-		delete(t.locks, victim)
+	if len(locks) >= max {
+		delete(locks, victim)
 	}
 }
 

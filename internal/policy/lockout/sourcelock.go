@@ -84,22 +84,5 @@ func (t *Table) SourceConsecutive(account string, src netip.Addr) int {
 	return 0
 }
 
-// evictSourceLock makes room: first the expired, then the one that ends
-// soonest.
-func (t *Table) evictSourceLock(now time.Time) {
-	var victim srcKey
-	var end time.Time
-	found := false
-	for k, l := range t.srcLocks {
-		if !l.Active(now) {
-			delete(t.srcLocks, k)
-			continue
-		}
-		if !found || l.Until.Before(end) {
-			victim, end, found = k, l.Until, true
-		}
-	}
-	if len(t.srcLocks) >= t.cfg.MaxAccounts {
-		delete(t.srcLocks, victim)
-	}
-}
+// evictSourceLock makes room for a source lock.
+func (t *Table) evictSourceLock(now time.Time) { evictSoonest(t.srcLocks, t.cfg.MaxAccounts, now) }

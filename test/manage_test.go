@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -234,5 +235,36 @@ func TestOrderedShutdown(t *testing.T) {
 	}
 	if countEvents(evs, "register", forAccount("1001")) != 1 {
 		t.Errorf("the registration before the stop is not in the event log")
+	}
+}
+
+// TestCLIWithoutDataDirCreatesNothing: a management command run from a
+// directory with no data (no flag, no environment, no installed config)
+// fails, says where it looked and how to point at the server, and creates
+// nothing; `veilig init` is the one way to make a directory by hand.
+func TestCLIWithoutDataDirCreatesNothing(t *testing.T) {
+	bin := requireVeilig(t)
+	if _, err := os.Stat("/etc/veilig/veilig.yaml"); err == nil {
+		t.Skip("an installed /etc/veilig/veilig.yaml would be found")
+	}
+	dir := t.TempDir()
+	for _, args := range [][]string{{"regs"}, {"ext", "add", "1001"}, {"ban", "list"}} {
+		out, code := runProc(t, procSpec{name: "veilig-nodata-" + args[0], args: append([]string{bin}, args...), dir: dir,
+			timeout: 30 * time.Second, dropEnv: "VEILIG_"})
+		if code == 0 || !strings.Contains(out, "no Veilig data directory found: looked at ./veilig-data") || !strings.Contains(out, "--data-dir DIR") {
+			t.Errorf("veilig %s from an empty directory: exit %d\n%s", strings.Join(args, " "), code, out)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("a refused command created %v in the working directory", ents)
+	}
+	out, code := runProc(t, procSpec{name: "veilig-init", args: []string{bin, "init", "--data-dir", "made"}, dir: dir,
+		timeout: 30 * time.Second, dropEnv: "VEILIG_"})
+	if code != 0 || !strings.Contains(out, "made the data directory") {
+		t.Fatalf("veilig init: exit %d\n%s", code, out)
+	}
+	if out, code := runProc(t, procSpec{name: "veilig-list-made", args: []string{bin, "ext", "list", "--data-dir", "made"}, dir: dir,
+		timeout: 30 * time.Second, dropEnv: "VEILIG_"}); code != 0 {
+		t.Fatalf("ext list in the made directory: exit %d\n%s", code, out)
 	}
 }

@@ -70,11 +70,17 @@ if [ -n "$harness_tests" ]; then
     TESTS=$harness_tests OUT_DIR=$out/kamailio bash "$harness"
   fi
   if [ -n "$bin" ]; then
-    export VBENCH_BIN=$bin VBENCH_ROOT=$root
+    # A build from before the digest uri check (compare.sh's "before")
+    # neither needs nor knows the setting.
+    VBENCH_DIGEST_FLAG=
+    if grep -q insecure_digest_uri_without_user "$bin"; then
+      VBENCH_DIGEST_FLAG="--set auth.insecure_digest_uri_without_user=true"
+    fi
+    export VBENCH_BIN=$bin VBENCH_ROOT=$root VBENCH_DIGEST_FLAG
     TESTS=$harness_tests \
     SERVER=$label \
     SERVER_SETUP_CMD='{ "$VBENCH_BIN" init --data-dir "$BENCH_WORK/veilig-data" >/dev/null 2>&1 || true; } && "$VBENCH_BIN" ext import "$USERS_FILE" --data-dir "$BENCH_WORK/veilig-data" --set sip.domain="$SIP_DOMAIN"' \
-    SERVER_CMD='bash "$VBENCH_ROOT/bench/serve-fresh.sh" "$BENCH_WORK/veilig-data" "$BENCH_WORK/veilig-run" "$VBENCH_BIN" serve --data-dir "$BENCH_WORK/veilig-run" --sip-domain "$SIP_DOMAIN" --sip-udp 127.0.0.1:$UDP_PORT --sip-tls 127.0.0.1:$TLS_PORT --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY" --set auth.insecure_md5_first=true --set auth.insecure_digest_uri_without_user=true --set sip.insecure_sdes_over_plain_transport=true --set guard.trusted_sources=127.0.0.1/32 --set log.level=warn' \
+    SERVER_CMD='bash "$VBENCH_ROOT/bench/serve-fresh.sh" "$BENCH_WORK/veilig-data" "$BENCH_WORK/veilig-run" "$VBENCH_BIN" serve --data-dir "$BENCH_WORK/veilig-run" --sip-domain "$SIP_DOMAIN" --sip-udp 127.0.0.1:$UDP_PORT --sip-tls 127.0.0.1:$TLS_PORT --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY" --set auth.insecure_md5_first=true $VBENCH_DIGEST_FLAG --set sip.insecure_sdes_over_plain_transport=true --set guard.trusted_sources=127.0.0.1/32 --set log.level=warn' \
     UDP_PORT=${UDP_PORT:-25060} TLS_PORT=${TLS_PORT:-25061} OUT_DIR=$out/$label \
     bash "$harness"
   fi

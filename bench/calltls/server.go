@@ -5,6 +5,7 @@ package main
 // trees (Kamailio forks its workers).
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -99,7 +100,12 @@ func (s *server) prepare(e env) error {
 		// over UDP: every leg here is TLS.
 		s.argv = []string{s.bin, "serve", "--data-dir", s.run, "--sip-domain", e.domain,
 			"--sip-tls", "127.0.0.1:" + strconv.Itoa(e.tlsPort), "--tls-cert", e.cert, "--tls-key", e.key,
-			"--set", "auth.insecure_md5_first=true", "--set", "auth.insecure_digest_uri_without_user=true", "--set", "guard.trusted_sources=127.0.0.1/32", "--set", "log.level=warn"}
+			"--set", "auth.insecure_md5_first=true", "--set", "guard.trusted_sources=127.0.0.1/32", "--set", "log.level=warn"}
+		// sipp's digest uri lacks the callee; a build from before that
+		// check (compare.sh's "before") does not know the setting.
+		if exe, err := os.ReadFile(s.bin); err == nil && bytes.Contains(exe, []byte("insecure_digest_uri_without_user")) {
+			s.argv = append(s.argv, "--set", "auth.insecure_digest_uri_without_user=true")
+		}
 	}
 	return nil
 }

@@ -250,3 +250,26 @@ func TestFraudLimitsZeroRefused(t *testing.T) {
 		t.Errorf("-1 (no limit) refused: %v", err)
 	}
 }
+
+// TestControlSocketPathFits: a data directory too deep for a unix socket
+// address gets its socket in a private directory the CLI computes alike.
+func TestControlSocketPathFits(t *testing.T) {
+	c := Default()
+	c.DataDir = "/var/lib/veilig"
+	if got := c.ControlSocketPath(); got != "/var/lib/veilig/control.sock" {
+		t.Errorf("short data dir: %s", got)
+	}
+	c.DataDir = "/" + strings.Repeat("deep/", 30) + "data"
+	got := c.ControlSocketPath()
+	if len(got) > 100 || !strings.HasPrefix(got, os.TempDir()+"/veilig-") || !strings.HasSuffix(got, "/control.sock") {
+		t.Errorf("long data dir: %q (%d bytes)", got, len(got))
+	}
+	d := c
+	if d.ControlSocketPath() != got {
+		t.Error("the same data dir maps to another socket")
+	}
+	d.DataDir += "2"
+	if d.ControlSocketPath() == got {
+		t.Error("two data dirs share a socket")
+	}
+}

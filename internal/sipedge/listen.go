@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -280,10 +281,19 @@ func (e *Edge) serveConn(ctx context.Context, l *listener, nc net.Conn, peer net
 // handshakeTimeout bounds a TLS handshake.
 const handshakeTimeout = 10 * time.Second
 
-// readSize is what one read asks for. A connection holds only this while
-// idle (the framer and writer hold nothing then); TLS hands out a record
-// in as many reads as it takes, from memory.
-const readSize = 2048
+// A connection reads into a small buffer while it is quiet, so an idle one
+// holds only that (the framer and writer hold nothing then). A read that
+// fills it says more is waiting (a phone's burst, a proxy's stream of
+// requests): the next reads take a large pooled buffer, so one read, one
+// cork and one flush serve a whole TLS record's worth of messages rather
+// than a few; the large buffer goes back to the pool once a read no
+// longer fills the small size.
+const (
+	readSize     = 2048
+	busyReadSize = 16384
+)
+
+var busyReadPool = sync.Pool{New: func() any { b := make([]byte, busyReadSize); return &b }}
 
 func (e *Edge) newStreamConn(nc net.Conn, transport string, peer netip.AddrPort) *streamConn {
 	sc := &streamConn{
@@ -306,7 +316,14 @@ func (e *Edge) newStreamConn(nc net.Conn, transport string, peer netip.AddrPort)
 func (e *Edge) readLoop(ctx context.Context, sc *streamConn, idle time.Duration) {
 	nc := sc.c
 	fr := framer{max: e.opts.MaxMessageSize}
-	buf := make([]byte, readSize)
+	small := make([]byte, readSize)
+	buf := small
+	var busy *[]byte
+	defer func() {
+		if busy != nil {
+			busyReadPool.Put(busy)
+		}
+	}()
 	for {
 		now := time.Now()
 		deadline, why := now.Add(idle), ConnEventKind(0)
@@ -328,6 +345,14 @@ func (e *Edge) readLoop(ctx context.Context, sc *streamConn, idle time.Duration)
 			sc.uncork()
 			if !ok {
 				return
+			}
+			switch {
+			case busy == nil && n == len(small):
+				busy = busyReadPool.Get().(*[]byte)
+				buf = *busy
+			case busy != nil && n < readSize:
+				busyReadPool.Put(busy)
+				busy, buf = nil, small
 			}
 		}
 		if err != nil {

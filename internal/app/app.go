@@ -216,7 +216,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	}
 	fraudBus := fraudEvents{Emitter: bus, st: db, log: log.With("component", "fraud")}
 	calls = call.New(call.Options{
-		Edge: edge, Directory: dir, Locator: reg, Events: fraudBus, Logger: log.With("component", "call"),
+		Edge: call.EdgeOf(edge), Directory: dir, Locator: reg, Events: fraudBus, Logger: log.With("component", "call"),
 		CallerIDs: dir.CallerIDs,
 		Domain:    cfg.SIP.Domain, InsecureSDESOverPlain: cfg.SIP.InsecureSDESOverPlainTransport,
 		Relay: relay, Fraud: fraud, Class: dir.Class, Trunks: trunks,

@@ -2,12 +2,10 @@ package call
 
 import (
 	"github.com/emiago/sipgo/sip"
-
-	"github.com/veilig/veilig/internal/sipedge"
 )
 
 // inDialog handles a request a device sent inside its leg's dialog.
-func (c *Call) inDialog(l *leg, r *sipedge.Request) error {
+func (c *Call) inDialog(l *leg, r *request) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// Only the device that holds the dialog may act in it: the request
@@ -69,7 +67,7 @@ func (c *Call) checkBody(l *leg, body []byte, answer bool) (Media, bool) {
 // reinvite relays a re-INVITE (hold, resume, codec change) to the other
 // leg. The offer and the answer are both held to the media rule; a bad
 // offer is refused and the old session stays, a bad answer ends the call.
-func (c *Call) reinvite(l, other *leg, r *sipedge.Request) error {
+func (c *Call) reinvite(l, other *leg, r *request) error {
 	if other == nil || (c.state != stConfirmed && c.state != stAnswered) {
 		return r.Respond(491, "Request Pending")
 	}
@@ -106,7 +104,7 @@ func (c *Call) reinvite(l, other *leg, r *sipedge.Request) error {
 	return nil
 }
 
-func (c *Call) onReinviteResponse(l, other *leg, srv *sipedge.ServerTx, res *sip.Response, hadOffer bool) {
+func (c *Call) onReinviteResponse(l, other *leg, srv ServerTx, res *sip.Response, hadOffer bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	code := res.StatusCode
@@ -206,7 +204,7 @@ func (c *Call) onReinviteResponse(l, other *leg, srv *sipedge.ServerTx, res *sip
 
 // relayRequest passes a non-INVITE in-dialog request (INFO, UPDATE,
 // MESSAGE) to the other leg and its final answer back.
-func (c *Call) relayRequest(l, other *leg, r *sipedge.Request) error {
+func (c *Call) relayRequest(l, other *leg, r *request) error {
 	if other == nil || c.state == stRinging {
 		return r.Respond(491, "Request Pending")
 	}

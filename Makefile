@@ -15,6 +15,7 @@ run: build
 # interop tests against real peers (sipp, baresip, tshark) on loopback.
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./internal/... ./cmd/... ./bench/...
+	$(GO) test -count=1 -run '^TestIdleConnectionMemory$$' ./internal/sipedge # memory, not under -race
 	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime 300000x ./internal/sipedge/sanity
 	$(GO) test -count=1 -timeout 25m ./test/...
 

@@ -32,6 +32,11 @@ type phoneConfig struct {
 	// account names the guide's account block ("baresip-account" unless
 	// set) and proxyToken the part of it that proxy replaces ("HOST:5061").
 	account, proxyToken string
+	// regint is the registration interval asked for (0: 60 s).
+	regint int
+	// outbound registers an RFC 5626 flow (sipnat=outbound: reg-id,
+	// +sip.instance, keep-alives at the server's Flow-Timer).
+	outbound bool
 }
 
 // phone is a running baresip controlled over ctrl_tcp.
@@ -177,6 +182,17 @@ func baresipAccount(t *testing.T, cfg phoneConfig) string {
 		}
 	}
 	line = strings.NewReplacer("NUMBER", cfg.ext, proxy, cfg.proxy, "SECRET", cfg.secret).Replace(line)
+	if cfg.regint != 0 {
+		if !strings.Contains(line, ";regint=60") {
+			t.Fatalf("%s: the baresip account line %q has no regint=60 to replace", softphoneGuide, line)
+		}
+		line = strings.Replace(line, ";regint=60", fmt.Sprintf(";regint=%d", cfg.regint), 1)
+	}
+	if cfg.outbound {
+		// baresip registers an outbound flow per configured outbound
+		// proxy (reg-id 1 here) and none without one.
+		line += fmt.Sprintf(";sipnat=outbound;outbound=\"sip:%s;transport=tls\"", cfg.proxy)
+	}
 	if cfg.autoAnswer {
 		line += ";answermode=auto"
 	}

@@ -22,7 +22,14 @@ type serverOptions struct {
 	UDP              bool   // enable sip.udp_listen
 	TCP              bool   // enable sip.tcp_listen
 	InsecureMD5First bool   // auth.insecure_md5_first (sipp 3.6.1 needs it)
-	Extra            string // more YAML appended to the config
+	// SippDigest sets auth.insecure_digest_uri_without_user: sipp 3.6.1
+	// computes an INVITE's digest over sip:<address it sent to>, without
+	// the callee, which Veilig otherwise refuses.
+	SippDigest bool
+	// FileLimit, when set, starts veilig under `prlimit --nofile=N:N`:
+	// its open-file limit (soft and hard) for the connection tests.
+	FileLimit int
+	Extra     string // more YAML appended to the config
 }
 
 // server is one running `veilig serve` with its own config and data dir.
@@ -39,6 +46,7 @@ type server struct {
 	tcpAddr     string
 	caFile      string // from "CA certificate: ..."
 	fingerprint string // from "TLS certificate fingerprint: ..."
+	fileLimit   int    // serverOptions.FileLimit
 	proc        *proc
 }
 
@@ -63,7 +71,7 @@ func startServer(t *testing.T, opts serverOptions) *server {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, bin: bin, dir: dir, domain: opts.Domain}
+	s := &server{t: t, bin: bin, dir: dir, domain: opts.Domain, fileLimit: opts.FileLimit}
 	s.dataDir = filepath.Join(dir, "data")
 	s.eventsPath = filepath.Join(s.dataDir, "events.jsonl")
 	s.configPath = filepath.Join(dir, "veilig.yaml")
@@ -77,13 +85,24 @@ func startServer(t *testing.T, opts serverOptions) *server {
 	s.writeConfig(t, opts)
 	s.proc = startProc(t, procSpec{
 		name:    "veilig",
-		args:    []string{bin, "serve", "--config", s.configPath},
+		args:    s.serveArgs(),
 		timeout: 15 * time.Minute,
 		stop:    syscall.SIGTERM,
 		dropEnv: "VEILIG_", // the config file alone decides
 	})
 	s.waitReady(t, 30*time.Second)
 	return s
+}
+
+// serveArgs is the command line of `veilig serve` on this server's config,
+// under prlimit when a file limit is set (prlimit sets it and execs, so
+// the process is veilig itself).
+func (s *server) serveArgs() []string {
+	args := []string{s.bin, "serve", "--config", s.configPath}
+	if s.fileLimit > 0 {
+		args = append([]string{"prlimit", fmt.Sprintf("--nofile=%d:%d", s.fileLimit, s.fileLimit), "--"}, args...)
+	}
+	return args
 }
 
 func (s *server) writeConfig(t *testing.T, opts serverOptions) {
@@ -97,12 +116,13 @@ sip:
 auth:
   allow_md5: true
   insecure_md5_first: %t
+  insecure_digest_uri_without_user: %t
 log:
   level: debug
   format: text
 events:
   log_file: %q
-`, s.dataDir, opts.Domain, s.tlsAddr, s.udpAddr, s.tcpAddr, opts.InsecureMD5First, s.eventsPath) + opts.Extra
+`, s.dataDir, opts.Domain, s.tlsAddr, s.udpAddr, s.tcpAddr, opts.InsecureMD5First, opts.SippDigest, s.eventsPath) + opts.Extra
 	if err := os.WriteFile(s.configPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

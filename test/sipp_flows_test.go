@@ -32,7 +32,7 @@ func TestSippWrongPassword(t *testing.T) {
 // event (the server names it media.refused; call.refused is accepted
 // too); the call record says refused.
 func TestSippPlainRTPRefused(t *testing.T) {
-	srv := startServer(t, serverOptions{})
+	srv := startServer(t, serverOptions{SippDigest: true})
 	secretA := srv.addExtension(t, "1001")
 	secretB := srv.addExtension(t, "1002")
 	mustRegisterRaw(t, srv, "127.0.0.14", "1002", secretB) // callee online
@@ -63,7 +63,7 @@ func TestSippPayloadTypeRenumbered(t *testing.T) {
 }
 
 func sippSRTPCall(t *testing.T, uacScenario, uasScenario string) {
-	srv := startServer(t, serverOptions{})
+	srv := startServer(t, serverOptions{SippDigest: true})
 	secretA := srv.addExtension(t, "1001")
 	secretB := srv.addExtension(t, "1002")
 

@@ -657,7 +657,7 @@ func startServerExtra(t *testing.T, opts serverOptions, sipExtra, extra string, 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, bin: bin, dir: dir, domain: opts.Domain}
+	s := &server{t: t, bin: bin, dir: dir, domain: opts.Domain, fileLimit: opts.FileLimit}
 	s.dataDir = dir + "/data"
 	s.eventsPath = s.dataDir + "/events.jsonl"
 	s.configPath = dir + "/veilig.yaml"
@@ -686,7 +686,7 @@ func (s *server) launch(t *testing.T, name string, certFiles bool) {
 	t.Helper()
 	s.proc = startProc(t, procSpec{
 		name:    name,
-		args:    []string{s.bin, "serve", "--config", s.configPath},
+		args:    s.serveArgs(),
 		timeout: 15 * time.Minute,
 		stop:    syscall.SIGTERM,
 		dropEnv: "VEILIG_",

@@ -10,14 +10,17 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sync"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/veilig/veilig/internal/accounts"
 	"github.com/veilig/veilig/internal/auth"
@@ -25,8 +28,12 @@ import (
 	"github.com/veilig/veilig/internal/config"
 	"github.com/veilig/veilig/internal/control"
 	"github.com/veilig/veilig/internal/datakey"
+	"github.com/veilig/veilig/internal/defence"
 	"github.com/veilig/veilig/internal/events"
+	"github.com/veilig/veilig/internal/lifecycle"
 	"github.com/veilig/veilig/internal/media"
+	"github.com/veilig/veilig/internal/metrics"
+	"github.com/veilig/veilig/internal/process"
 	"github.com/veilig/veilig/internal/registrar"
 	"github.com/veilig/veilig/internal/retention"
 	"github.com/veilig/veilig/internal/service"
@@ -100,6 +107,16 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		debug.SetMemoryLimit(1 << 30)
 	}
 
+	files, err := process.RaiseFileLimit()
+	if err != nil {
+		return err
+	}
+	maxConns, reserve, err := process.ConnectionLimit(cfg, files)
+	if err != nil {
+		return err
+	}
+	log.Info("connection limit", "max_connections", maxConns, "open_file_limit", files, "reserve", reserve)
+
 	// Each weakening setting is said once, where a person starting the
 	// server reads (stdout, which journald keeps too).
 	for _, w := range cfg.Warnings() {
@@ -141,6 +158,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	}
 	reg := registrar.New(registrar.Options{
 		MinExpires: cfg.SIP.MinExpires, MaxExpires: cfg.SIP.MaxExpires, DefaultExpires: cfg.SIP.DefaultExpires,
+		ConnectionMaxExpires: cfg.SIP.ConnectionMaxExpires, FlowTimer: min(30*time.Second, cfg.SIP.IdleTimeout/2),
 		Store: db, Events: bus, Logger: log.With("component", "registrar"),
 	})
 	restored, err := reg.Load(ctx, time.Now())
@@ -152,24 +170,32 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	if err := trunks.Load(ctx); err != nil {
 		return fmt.Errorf("load trunks: %w", err)
 	}
-	grd, err := newGuard(cfg, db, bus, dir, trunks.Carriers(), log.With("component", "guard"))
+	// A source with live registrations or an authenticated connection
+	// carries agents: failures there lock accounts, never the address.
+	conns := sipedge.NewAdmission(maxConns)
+	active := func(a netip.Addr) bool { return reg.HasSource(a) || conns.AuthenticatedFrom(a) }
+	grd, err := defence.New(defence.Options{Config: cfg, Store: db, Events: bus, Directory: dir,
+		Carriers: trunks.Carriers(), IsCarrier: trunks.IsCarrier, Active: active, Log: log.With("component", "guard")})
 	if err != nil {
 		return fmt.Errorf("guard: %w", err)
 	}
-	grd.carrier = trunks.IsCarrier
 	sanityOpts := sanity.DefaultOptions()
 	sanityOpts.MaxMessageSize = cfg.SIP.MaxMessageSize
 
 	// Bans and locks in force, and the devices that registered before a
 	// restart, are known before the first packet: a reconnect storm after
 	// an outage is the agents coming back, not an attack.
-	grd.restore(ctx, time.Now())
-	reg.Each(func(b store.Binding) { grd.known(b.Source.Addr(), b.Number) })
+	grd.Restore(ctx, time.Now())
+	reg.Each(func(b store.Binding) { grd.KnownDevice(b.Source.Addr(), b.Number) })
 
-	var calls *call.Manager
-	relay, err := newRelay(cfg, func(ev media.Event) {
-		if calls != nil {
-			calls.OnMediaEvent(ev)
+	// Media events (timeouts, injection) reach the B2BUA through a queue:
+	// the relay exists before the calls it serves.
+	mediaEvents := make(chan media.Event, 4096)
+	relay, relayAt, err := newRelay(cfg, func(ev media.Event) {
+		select {
+		case mediaEvents <- ev:
+		default:
+			log.Error("media event queue full; event dropped", "call", ev.CallID, "kind", ev.Kind)
 		}
 	}, log.With("component", "media"))
 	if err != nil {
@@ -177,12 +203,12 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	}
 	mux := sipedge.NewMux()
 	mux.Handle(sip.REGISTER, reg)
-	mux.Fallback(sipedge.HandlerFunc(func(ctx context.Context, r *sipedge.Request) error { return calls.ServeSIP(ctx, r) }))
 	authStage := sipedge.AuthGate(sipedge.AuthOptions{
 		Realm: cfg.SIP.Domain, AllowMD5: cfg.Auth.AllowMD5, MD5First: cfg.Auth.InsecureMD5First,
 		MD5Only: append([]string(nil), cfg.Auth.MD5OnlyUserAgents...),
 		Nonces:  nonces, Key: key.Derive("sip-auth"), Accounts: dir, Events: bus,
-		Observe: grd.Observe, Gate: grd.Gate,
+		Observe: grd.Observe, Gate: grd.Gate, LocalHosts: localHosts(cfg),
+		InsecureURIWithoutUser: cfg.Auth.InsecureDigestURIWithoutUser,
 		Trusted: func(c sipedge.Conn) (string, bool) {
 			if t, ok := trunks.FromTrunk(c); ok {
 				return "trunk:" + t.Name(), true
@@ -194,6 +220,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		TLSListen: cfg.SIP.TLSListen, TCPListen: cfg.SIP.TCPListen, UDPListen: cfg.SIP.UDPListen,
 		TLSConfig: tm.ServerConfig(), AdvertiseHost: cfg.SIP.AdvertiseHost, UserAgent: cfg.SIP.UserAgent,
 		IdleTimeout: cfg.SIP.IdleTimeout, MaxMessageSize: cfg.SIP.MaxMessageSize,
+		MessageTimeout: cfg.SIP.MessageTimeout, AuthTimeout: cfg.SIP.AuthTimeout, Admission: conns,
 		UDPWorkers: cfg.SIP.UDPWorkerCount(), UDPReadBuffer: cfg.SIP.UDPReadBuffer,
 		Handler: mux, Auth: authStage, Logger: log.With("component", "sip"), Guard: grd,
 		Sanity: func(raw []byte, r *sip.Request) (int, string, bool) {
@@ -207,108 +234,103 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	if err != nil {
 		return err
 	}
-	fraud, err := tollfraud.New(fraudConfig(cfg.Fraud))
+	fraud, err := defence.NewFraud(cfg.Fraud, db, bus, log.With("component", "fraud"))
 	if err != nil {
-		return fmt.Errorf("fraud guard: %w", err)
+		return err
 	}
-	if err := restoreFraud(ctx, fraud, db); err != nil {
-		return fmt.Errorf("fraud guard: %w", err)
+	if err := fraud.Restore(ctx); err != nil {
+		return err
 	}
-	fraudBus := fraudEvents{Emitter: bus, st: db, log: log.With("component", "fraud")}
-	calls = call.New(call.Options{
-		Edge: call.EdgeOf(edge), Directory: dir, Locator: reg, Events: fraudBus, Logger: log.With("component", "call"),
+	calls := call.New(call.Options{
+		Edge: call.EdgeOf(edge), Directory: dir, Locator: reg, Events: bus, Logger: log.With("component", "call"),
 		CallerIDs: dir.CallerIDs,
 		Domain:    cfg.SIP.Domain, InsecureSDESOverPlain: cfg.SIP.InsecureSDESOverPlainTransport,
-		Relay: relay, Fraud: fraud, Class: dir.Class, Trunks: trunks,
+		Relay: relay, Fraud: fraud.Guard(), FraudEffects: fraud, Class: dir.Class, Trunks: trunks,
 	})
 	trunks.SetEdge(edge)
 
-	printBanner(out, cfg, tm, edge, restored)
-	bus.Emit(events.New(events.ServerStarted, netipZero, "", "veilig started", "version", Version))
+	// Everything else reaches the B2BUA; the edge serves only once Serve
+	// runs, after this.
+	mux.Fallback(calls)
 
-	var wg sync.WaitGroup
-	run := func(name string, f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				log.Error("subsystem stopped", "subsystem", name, "err", err)
-				stop()
-			}
-		}()
-	}
-	// The bus and registrar outlive the edge so the last events and
-	// bindings are written after the listeners close.
-	bgCtx, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
-	var bg sync.WaitGroup
-	bg.Add(2)
-	go func() { defer bg.Done(); _ = bus.Run(bgCtx) }()
-	go func() { defer bg.Done(); _ = reg.Run(bgCtx) }()
-
-	bg.Add(1)
-	go func() {
-		defer bg.Done()
-		if err := grd.Run(bgCtx); err != nil {
-			log.Error("guard stopped", "err", err)
-		}
-	}()
-	run("media", relay.Run)
-	run("trunks", trunks.Run)
-	run("fraud", func(ctx context.Context) error {
-		t := time.NewTicker(2 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case now := <-t.C:
-				res := fraud.Tick(now)
-				for _, e := range res.Events {
-					fraudBus.Emit(e)
-				}
-				for _, end := range res.End {
-					calls.EndFraudCall(end.Call, string(end.Rule))
-				}
-			}
-		}
+	svc := service.New(service.Deps{
+		Store: db, Key: key, Config: cfg, Events: bus, Changed: changes.Sync,
+		Explainer: grd.Engine(), Locator: reg, Conns: edge, Calls: calls, Log: log.With("component", "service"),
 	})
-	run("sip", edge.Serve)
 	changes.Subscribe(store.TopicExtension, dir.Apply)
 	changes.Subscribe(store.TopicBan, grd.ApplyBans)
 	changes.Subscribe(store.TopicLock, grd.ApplyLocks)
 	changes.Subscribe(store.TopicTrunk, trunks.Apply)
-	changes.Subscribe(store.TopicSuspension, applySuspensions(fraud, db, bus, log.With("component", "fraud")))
-	run("feed", changes.Run)
-	svc := service.New(service.Deps{
-		Store: db, Key: key, Config: cfg, Events: bus, Changed: changes.Sync,
-		Explainer: grd.eng, Locator: reg, Conns: edge, Calls: calls, Log: log.With("component", "service"),
-	})
-	run("audit-checkpoints", func(ctx context.Context) error { return svc.RunCheckpoints(ctx, 10*time.Minute) })
+	changes.Subscribe(store.TopicSuspension, fraud.ApplySuspensions)
 	purge := retention.New(db, bus, log.With("component", "retention"), retention.Options{Events: cfg.Events.Retention})
-	run("retention", purge.Run)
-	run("control", func(ctx context.Context) error {
-		return control.Serve(ctx, cfg.ControlSocketPath(), svc, log.With("component", "control"))
-	})
+
+	var metricsLn net.Listener
 	if cfg.Metrics.Listen != "" {
-		reg := newRegistry(edge, calls, reg, bus, grd)
-		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
-		if err != nil {
-			stop()
-			wg.Wait()
-			bgCancel()
-			bg.Wait()
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
 			return fmt.Errorf("metrics listen %s: %w", cfg.Metrics.Listen, err)
 		}
-		run("metrics", func(ctx context.Context) error { return serveMetrics(ctx, ln, reg, log) })
-		fmt.Fprintf(out, "metrics: http://%s/metrics\n", cfg.Metrics.Listen)
+	}
+
+	// Actors in dependency order; they stop in the reverse order, so the
+	// edge stops accepting first and the bus writes the last events.
+	g := lifecycle.New(log, 10*time.Second)
+	g.Go("events", bus.Run)
+	g.Go("announce", func(stopping context.Context) error {
+		bus.Emit(events.New(events.ServerStarted, netipZero, "", "veilig started", "version", Version))
+		<-stopping.Done()
+		reason := stopReason(ctx)
+		if err := g.Err(); err != nil {
+			reason = err.Error()
+		}
+		bus.Emit(events.New(events.ServerStopped, netipZero, "", "veilig stopped", "version", Version, "reason", reason))
+		return nil
+	})
+	g.Go("registrar", reg.Run)
+	g.Go("guard", grd.Run)
+	g.Go("fraud", func(ctx context.Context) error {
+		return fraud.Run(ctx, 2*time.Second, func(end tollfraud.End) { calls.EndFraudCall(end.Call, string(end.Rule)) })
+	})
+	g.Go("media", relay.Run)
+	g.Go("media-events", func(ctx context.Context) error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case ev := <-mediaEvents:
+				calls.OnMediaEvent(ev)
+			}
+		}
+	})
+	g.Go("trunks", trunks.Run)
+	g.Go("memory", func(ctx context.Context) error { return process.ReturnMemory(ctx, log.With("component", "memory")) })
+	g.Go("feed", changes.Run)
+	g.Go("audit-checkpoints", func(ctx context.Context) error { return svc.RunCheckpoints(ctx, 10*time.Minute) })
+	g.Go("retention", purge.Run)
+	g.Go("control", func(ctx context.Context) error {
+		return control.Serve(ctx, cfg.ControlSocketPath(), svc, log.With("component", "control"))
+	})
+	if metricsLn != nil {
+		reg := metrics.NewRegistry(metrics.Sources{Edge: edge, Calls: calls, Registrations: reg, Events: bus,
+			AlertsSuppressed: func() uint64 { return grd.Engine().Stats().AlertsSuppressed }, Collectors: []prometheus.Collector{grd.Decisions()}})
+		checks := []metrics.Check{
+			{Name: "store", Fn: func(ctx context.Context) error { _, err := db.LastChange(ctx); return err }},
+			{Name: "sip_listeners", Fn: func(context.Context) error {
+				if !edge.Serving() {
+					return errors.New("a SIP listener is not accepting")
+				}
+				return nil
+			}},
+		}
+		h := metrics.Handler(reg, checks)
+		g.Go("metrics", func(ctx context.Context) error { return metrics.Serve(ctx, metricsLn, h, log) })
 	}
 	if cfg.TLS.CertFile != "" {
-		run("tls-watch", tm.Watch)
+		g.Go("tls-watch", tm.Watch)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	run("sighup", func(ctx context.Context) error {
+	g.Go("sighup", func(ctx context.Context) error {
 		for {
 			select {
 			case <-ctx.Done():
@@ -323,15 +345,23 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 			}
 		}
 	})
+	g.Go("sip", edge.Serve)
+
+	printBanner(out, cfg, tm, edge, relayAt, restored)
+	fmt.Fprintf(out, "connections: up to %d TLS/TCP (open-file limit %d)\n", maxConns, files)
+	if metricsLn != nil {
+		fmt.Fprintf(out, "metrics: http://%s/metrics (health: /healthz, /readyz)\n", cfg.Metrics.Listen)
+	}
 	fmt.Fprintln(out, "Veilig is ready")
-	<-ctx.Done()
-	log.Info("shutting down", "reason", context.Cause(ctx))
-	wg.Wait()
-	bus.Emit(events.New(events.ServerStopped, netipZero, "", "veilig stopped", "version", Version, "reason", stopReason(ctx)))
-	bgCancel()
-	bg.Wait()
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "reason", context.Cause(ctx))
+	case <-g.Failed():
+		log.Error("shutting down", "reason", g.Err())
+	}
+	g.Stop()
 	log.Info("stopped")
-	return nil
+	return g.Err()
 }
 
 func stopReason(ctx context.Context) string {
@@ -357,12 +387,38 @@ func listenHosts(cfg *config.Config) []string {
 	return hosts
 }
 
-func printBanner(out io.Writer, cfg *config.Config, tm *tlsconf.Manager, edge *sipedge.Edge, restored int) {
+// localHosts are the names and addresses requests may use for this server
+// (the digest uri check treats them as one host): the domain, advertised
+// host and listen hosts and, for a wildcard listener, every interface
+// address.
+func localHosts(cfg *config.Config) []string {
+	hosts := append([]string{cfg.SIP.Domain}, listenHosts(cfg)...)
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+			if addrs, err := net.InterfaceAddrs(); err == nil {
+				for _, a := range addrs {
+					if n, ok := a.(*net.IPNet); ok {
+						hosts = append(hosts, n.IP.String())
+					}
+				}
+			}
+			break
+		}
+	}
+	return hosts
+}
+
+func printBanner(out io.Writer, cfg *config.Config, tm *tlsconf.Manager, edge *sipedge.Edge, relayAt string, restored int) {
 	fmt.Fprintf(out, "Veilig %s, SIP domain %s, data in %s\n", Version, cfg.SIP.Domain, cfg.DataDir)
 	for _, l := range edge.Listeners() {
 		scheme := "sip+" + l.Transport
-		fmt.Fprintf(out, "listening: %s %s\n", scheme, l.Addr)
+		where := ""
+		if l.Addr.Addr().IsUnspecified() {
+			where = " (every interface, IPv4 and IPv6; set sip." + l.Transport + "_listen to 127.0.0.1:PORT to keep a trial on this machine)"
+		}
+		fmt.Fprintf(out, "listening: %s %s%s\n", scheme, l.Addr, where)
 	}
+	fmt.Fprintf(out, "media: %s (media.advertise sets the address phones send media to, e.g. the public one behind NAT)\n", relayAt)
 	fmt.Fprintf(out, "TLS certificate fingerprint: %s\n", tm.Fingerprint())
 	if ca := tm.CAFile(); ca != "" {
 		fmt.Fprintf(out, "CA certificate: %s (give this to softphones to verify Veilig)\n", ca)
@@ -371,5 +427,15 @@ func printBanner(out io.Writer, cfg *config.Config, tm *tlsconf.Manager, edge *s
 	if restored > 0 {
 		fmt.Fprintf(out, "restored %d registrations\n", restored)
 	}
-	fmt.Fprintf(out, "Add an extension: veilig ext add 1001 --name \"Agent Anna\" --data-dir %s\n", cfg.DataDir)
+	fmt.Fprintf(out, "Add an extension: %s ext add 1001 --name \"Agent Anna\" --data-dir %s\n", selfName(), cfg.DataDir)
+}
+
+// selfName is how the person who started the server runs this binary
+// again: the path they used (./bin/veilig from a checkout), or veilig when
+// it came from the PATH.
+func selfName() string {
+	if len(os.Args) > 0 && strings.ContainsRune(os.Args[0], '/') {
+		return os.Args[0]
+	}
+	return "veilig"
 }

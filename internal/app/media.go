@@ -10,14 +10,14 @@ import (
 	"github.com/veilig/veilig/internal/media"
 )
 
-// newRelay builds the media relay from config. Its bind address defaults to
+// newRelay builds the media relay from config and says where it is. Its bind address defaults to
 // the SIP TLS host; a wildcard needs an address to write into SDP, taken
 // from media.advertise, sip.advertise_host or the first non-loopback
 // interface address.
-func newRelay(cfg *config.Config, onEvent func(media.Event), log *slog.Logger) (*media.Relay, error) {
+func newRelay(cfg *config.Config, onEvent func(media.Event), log *slog.Logger) (*media.Relay, string, error) {
 	lo, hi, err := cfg.Media.Ports()
 	if err != nil {
-		return nil, fmt.Errorf("media.port_range: %w", err)
+		return nil, "", fmt.Errorf("media.port_range: %w", err)
 	}
 	addr := netip.IPv4Unspecified()
 	if cfg.Media.Address != "" {
@@ -35,11 +35,15 @@ func newRelay(cfg *config.Config, onEvent func(media.Event), log *slog.Logger) (
 			log.Warn("media.advertise not set: SDP will name this address; set media.advertise if devices reach Veilig through NAT", "address", adv)
 		}
 	}
-	return media.New(media.Options{
+	r, err := media.New(media.Options{
 		Address: addr, Advertise: adv, PortMin: lo, PortMax: hi, Timeout: cfg.Media.Timeout,
 		Codecs: cfg.Media.Codecs,
 		Logger: log, OnEvent: onEvent,
 	})
+	if adv == "" {
+		adv = addr.String()
+	}
+	return r, fmt.Sprintf("SRTP relay on %s ports %d-%d, named in SDP as %s", addr, lo, hi, adv), err
 }
 
 func firstLocalAddr() string {

@@ -20,6 +20,9 @@ type Snapshot struct {
 	CallerLeg string `json:"caller_leg"`
 	CalleeLeg string `json:"callee_leg,omitempty"`
 	Trunk     string `json:"trunk,omitempty"`
+	// DurationSeconds is the talk time of an answered call, the ringing
+	// time of one not yet answered, when the snapshot was taken.
+	DurationSeconds int64 `json:"duration_seconds"`
 }
 
 // Snapshot lists the calls in progress, oldest first.
@@ -41,6 +44,9 @@ func (m *Manager) Snapshot() []Snapshot {
 			Started: c.started.UTC(), Answered: c.answered.UTC(), Trunk: c.fromTrunk}
 		if c.answered.IsZero() {
 			s.Answered = time.Time{}
+			s.DurationSeconds = int64(time.Since(c.started) / time.Second)
+		} else {
+			s.DurationSeconds = int64(time.Since(c.answered) / time.Second)
 		}
 		if c.source.IsValid() {
 			s.Source = c.source.String()

@@ -57,7 +57,10 @@ type Options struct {
 	// Fraud guards calls to numbers outside; Class gives an extension's
 	// class of service.
 	Fraud *tollfraud.Guard
-	Class func(extension string) string
+	// FraudEffects carries out what the fraud guard decided beyond the
+	// call (persisting a suspension); nil: nothing outlives the process.
+	FraudEffects interface{ Apply([]tollfraud.Effect) }
+	Class        func(extension string) string
 	// Trunks are the carrier trunks (nil: none).
 	Trunks Trunks
 	// CallerIDs lists the numbers an extension may present outside.

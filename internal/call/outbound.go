@@ -78,6 +78,9 @@ func (m *Manager) outbound(ctx context.Context, r *request, dialled string, offe
 	for _, e := range d.Events {
 		m.o.Events.Emit(e)
 	}
+	if m.o.FraudEffects != nil {
+		m.o.FraudEffects.Apply(d.Effects)
+	}
 	if !d.Allow {
 		code := d.Code
 		if code == 0 {

@@ -19,7 +19,6 @@ import (
 	"github.com/veilig/veilig/internal/app"
 	"github.com/veilig/veilig/internal/backup"
 	"github.com/veilig/veilig/internal/datakey"
-	"github.com/veilig/veilig/internal/store/sqlite"
 )
 
 const backupUsage = `usage:
@@ -70,12 +69,16 @@ func runBackup(ctx context.Context, e env, args []string) error {
 	if *withKey {
 		contents.KeyFile = src.Path
 	}
-	db, err := sqlite.Open(ctx, cfg.DBPath())
+	st, _, err := app.OpenData(ctx, cfg, false)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	contents.Store = db
+	defer st.Close()
+	snap, ok := st.(backup.Snapshotter)
+	if !ok {
+		return errors.New("this store backend cannot take a consistent snapshot; back it up with the database's own tools")
+	}
+	contents.Store = snap
 
 	report := e.stdout
 	var m backup.Manifest

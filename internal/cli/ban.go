@@ -14,8 +14,8 @@ import (
 
 const banUsage = `usage:
   veilig ban list
-  veilig ban add ADDR [--for DURATION] [--reason TEXT]
-  veilig ban remove ADDR`
+  veilig ban add ADDR|CIDR [--for DURATION] [--reason TEXT]   (a network: 203.0.113.0/24)
+  veilig ban remove ADDR|CIDR`
 
 // runBan manages source bans.
 func runBan(ctx context.Context, e env, args []string) error {

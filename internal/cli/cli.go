@@ -35,9 +35,10 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the server", runServe},
+		{"init", "make a data directory before the first serve (to import extensions into)", runInit},
 		{"ext", "manage extensions (SIP accounts): add, list, remove, passwd, set, unlock, lift, import", runExt},
 		{"regs", "list registered devices", runRegs},
-		{"ban", "manage source bans: list, add, remove", runBan},
+		{"ban", "manage source bans (addresses and networks): list, add, remove", runBan},
 		{"trunk", "manage carrier trunks: add, set, list, remove", runTrunk},
 		{"why", "explain everything that refuses a source or extension", runWhy},
 		{"calls", "list call records (--live: calls in progress; hangup ID)", runCalls},

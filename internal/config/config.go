@@ -44,9 +44,9 @@ type Fraud struct {
 	// AllowPrefixes lets exact E.164 prefixes through the premium,
 	// satellite, network and high-risk blocks (e.g. "+88216").
 	AllowPrefixes []string `yaml:"allow_prefixes"`
-	// Limits per extension and per trunk; 0 keeps the built-in default
-	// (extension: 2 concurrent, 6 a minute, 2 h, 25 a day; trunk: 100,
-	// 120, 4 h, 500), -1 switches a limit off.
+	// Limits per extension and per trunk (defaults in Default: sized for
+	// one agent per extension); -1 switches a limit off, and 0 is refused
+	// so a forgotten value never opens a hole.
 	ExtensionConcurrent  int           `yaml:"extension_concurrent"`
 	ExtensionPerMinute   int           `yaml:"extension_per_minute"`
 	ExtensionMaxDuration time.Duration `yaml:"extension_max_duration"`
@@ -167,9 +167,34 @@ type SIP struct {
 	MaxExpires     time.Duration `yaml:"max_expires"`
 	DefaultExpires time.Duration `yaml:"default_expires"`
 
+	// ConnectionMaxExpires caps the registration interval of a TLS/TCP
+	// device that does not use RFC 5626 outbound. Such a device notices
+	// that its connection is gone (after a server restart) only when it
+	// refreshes, and cannot be called until then; a device with outbound
+	// keeps the flow alive (Flow-Timer) and registers again as soon as it
+	// fails, and keeps its interval. Never below MinExpires.
+	ConnectionMaxExpires time.Duration `yaml:"connection_max_expires"`
+
 	// IdleTimeout closes a TLS/TCP connection that sends nothing for this
 	// long; it must outlast devices' keep-alive interval (commonly 30s).
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+
+	// MessageTimeout closes a TLS/TCP connection whose message is not
+	// complete this long after its first byte (a peer dripping bytes to
+	// hold the connection); keep-alives do not extend it.
+	MessageTimeout time.Duration `yaml:"message_timeout"`
+
+	// AuthTimeout closes a TLS/TCP connection on which no request has
+	// authenticated this long after the handshake; keep-alives do not
+	// extend it. Devices register at once, so only idle strangers meet it.
+	AuthTimeout time.Duration `yaml:"auth_timeout"`
+
+	// MaxConnections bounds the TLS/TCP connections held at once. 0 (the
+	// default) derives it from the open-file limit (raised to its hard
+	// limit at start), less a reserve for the database, logs, listeners,
+	// trunks and media. At the bound, connections that never
+	// authenticated make way for new ones; authenticated ones never do.
+	MaxConnections int `yaml:"max_connections"`
 
 	// MaxMessageSize in bytes bounds one SIP message on every transport.
 	MaxMessageSize int `yaml:"max_message_size"`
@@ -222,6 +247,13 @@ type Auth struct {
 	// which they would choose anyway; everyone else gets SHA-256 first.
 	// Requests without a User-Agent get MD5 first, SHA-256 second.
 	MD5OnlyUserAgents []string `yaml:"md5_only_user_agents"`
+
+	// InsecureDigestURIWithoutUser accepts digest credentials whose uri
+	// names this server without the Request-URI's user part, as sipp
+	// 3.6.1 computes them (uri="sip:<address it sent to>"). Such a digest
+	// does not bind the callee: on an unencrypted leg the request can be
+	// redirected to another extension. Only for load tests.
+	InsecureDigestURIWithoutUser bool `yaml:"insecure_digest_uri_without_user"`
 }
 
 // Events configures the security event log.
@@ -244,15 +276,18 @@ func Default() Config {
 			Format: "text",
 		},
 		SIP: SIP{
-			Domain:         "veilig.local",
-			TLSListen:      "0.0.0.0:5061",
-			UserAgent:      "Veilig",
-			MinExpires:     60 * time.Second,
-			MaxExpires:     time.Hour,
-			DefaultExpires: 10 * time.Minute,
-			IdleTimeout:    5 * time.Minute,
-			MaxMessageSize: 65535,
-			UDPReadBuffer:  4 << 20,
+			Domain:               "veilig.local",
+			TLSListen:            "0.0.0.0:5061",
+			UserAgent:            "Veilig",
+			MinExpires:           60 * time.Second,
+			MaxExpires:           time.Hour,
+			DefaultExpires:       10 * time.Minute,
+			ConnectionMaxExpires: time.Minute,
+			IdleTimeout:          5 * time.Minute,
+			MessageTimeout:       5 * time.Second,
+			AuthTimeout:          30 * time.Second,
+			MaxMessageSize:       65535,
+			UDPReadBuffer:        4 << 20,
 		},
 		TLS: TLS{
 			MinVersion: "1.2",
@@ -262,7 +297,22 @@ func Default() Config {
 			MD5OnlyUserAgents: []string{"baresip", "sipp"},
 			NonceTTL:          5 * time.Minute,
 		},
-		Fraud: Fraud{Country: "NL", BusinessHours: "refuse", Trip: "suspend"},
+		Fraud: Fraud{
+			Country:              "NL",
+			ExtensionConcurrent:  2,
+			ExtensionPerMinute:   6,
+			ExtensionMaxDuration: 2 * time.Hour,
+			ExtensionDailyBudget: 25,
+			TrunkConcurrent:      100,
+			TrunkPerMinute:       120,
+			TrunkMaxDuration:     4 * time.Hour,
+			TrunkDailyBudget:     500,
+			RateNational:         0.05,
+			RateEU:               0.15,
+			RateDefault:          1.00, // unknown international: priced high so budgets bite early
+			BusinessHours:        "refuse",
+			Trip:                 "suspend",
+		},
 		Media: Media{
 			PortRange: "10000-20000",
 			Timeout:   60 * time.Second,

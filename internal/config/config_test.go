@@ -92,24 +92,28 @@ func TestFullFile(t *testing.T) {
 		DataDir: "/var/lib/veilig",
 		Log:     Log{Level: "debug", Format: "json"},
 		SIP: SIP{
-			Domain:         "sip.example.com",
-			TLSListen:      "127.0.0.1:15061",
-			TCPListen:      "127.0.0.1:15060",
-			UDPListen:      "127.0.0.1:15060",
-			AdvertiseHost:  "192.0.2.10",
-			UserAgent:      "Veilig/test",
-			MinExpires:     30 * time.Second,
-			MaxExpires:     2 * time.Hour,
-			DefaultExpires: 15 * time.Minute,
-			IdleTimeout:    90 * time.Second,
-			MaxMessageSize: 8192,
-			UDPWorkers:     8,
-			UDPReadBuffer:  1 << 20,
+			Domain:               "sip.example.com",
+			TLSListen:            "127.0.0.1:15061",
+			TCPListen:            "127.0.0.1:15060",
+			UDPListen:            "127.0.0.1:15060",
+			AdvertiseHost:        "192.0.2.10",
+			UserAgent:            "Veilig/test",
+			MinExpires:           30 * time.Second,
+			MaxExpires:           2 * time.Hour,
+			DefaultExpires:       15 * time.Minute,
+			ConnectionMaxExpires: 90 * time.Second,
+			IdleTimeout:          90 * time.Second,
+			MessageTimeout:       4 * time.Second,
+			AuthTimeout:          20 * time.Second,
+			MaxConnections:       5000,
+			MaxMessageSize:       8192,
+			UDPWorkers:           8,
+			UDPReadBuffer:        1 << 20,
 		},
 		TLS:    TLS{CertFile: "/etc/veilig/cert.pem", KeyFile: "/etc/veilig/key.pem", MinVersion: "1.3"},
 		Auth:   Auth{AllowMD5: false, NonceTTL: time.Minute, MD5OnlyUserAgents: []string{"baresip", "sipp"}},
 		Media:  Media{PortRange: "10000-20000", Timeout: time.Minute},
-		Fraud:  Fraud{Country: "NL", BusinessHours: "refuse", Trip: "suspend"},
+		Fraud:  Default().Fraud,
 		Events: Events{LogFile: "/var/log/veilig/events.jsonl", Retention: 8760 * time.Hour},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -228,5 +232,44 @@ func TestUDPWorkerCount(t *testing.T) {
 	}
 	if got := (SIP{}).UDPWorkerCount(); got < 2 {
 		t.Errorf("automatic = %d, want at least 2", got)
+	}
+}
+
+// TestFraudLimitsZeroRefused: a limit of 0 would refuse every call; it is
+// refused under its key, while -1 switches the limit off.
+func TestFraudLimitsZeroRefused(t *testing.T) {
+	c := Default()
+	c.Fraud.ExtensionConcurrent = 0
+	c.Fraud.TrunkDailyBudget = -1
+	err := c.Validate()
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Key != "fraud.extension_concurrent" {
+		t.Fatalf("Validate = %v, want an error for fraud.extension_concurrent", err)
+	}
+	if strings.Contains(err.Error(), "trunk_daily_budget") {
+		t.Errorf("-1 (no limit) refused: %v", err)
+	}
+}
+
+// TestControlSocketPathFits: a data directory too deep for a unix socket
+// address gets its socket in a private directory the CLI computes alike.
+func TestControlSocketPathFits(t *testing.T) {
+	c := Default()
+	c.DataDir = "/var/lib/veilig"
+	if got := c.ControlSocketPath(); got != "/var/lib/veilig/control.sock" {
+		t.Errorf("short data dir: %s", got)
+	}
+	c.DataDir = "/" + strings.Repeat("deep/", 30) + "data"
+	got := c.ControlSocketPath()
+	if len(got) > 100 || !strings.HasPrefix(got, os.TempDir()+"/veilig-") || !strings.HasSuffix(got, "/control.sock") {
+		t.Errorf("long data dir: %q (%d bytes)", got, len(got))
+	}
+	d := c
+	if d.ControlSocketPath() != got {
+		t.Error("the same data dir maps to another socket")
+	}
+	d.DataDir += "2"
+	if d.ControlSocketPath() == got {
+		t.Error("two data dirs share a socket")
 	}
 }

@@ -1,6 +1,11 @@
 package config
 
-import "path/filepath"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+)
 
 // InstalledFile is the config file a packaged install keeps; management
 // commands given no other hint read it to find the server's data.
@@ -42,6 +47,24 @@ func (c *Config) DataKeyIDPath() string { return filepath.Join(c.DataDir, "data.
 // TLSDir holds the generated local CA and server certificate.
 func (c *Config) TLSDir() string { return filepath.Join(c.DataDir, "tls") }
 
-// ControlSocketPath is the unix socket a running server answers local
-// management queries on (`veilig why`).
-func (c *Config) ControlSocketPath() string { return filepath.Join(c.DataDir, "control.sock") }
+// maxSocketPath is what a unix socket's address holds (sun_path is 108
+// bytes on Linux, with its terminating NUL), with room to spare.
+const maxSocketPath = 100
+
+// ControlSocketPath is the unix socket a running server answers
+// management commands on: <data_dir>/control.sock, or, when that path is
+// too long for a socket address, control.sock in a private directory under
+// the temporary directory named by a hash of the data directory (so the
+// server and the CLI find the same one).
+func (c *Config) ControlSocketPath() string {
+	p := filepath.Join(c.DataDir, "control.sock")
+	if len(p) <= maxSocketPath {
+		return p
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		abs = c.DataDir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(os.TempDir(), "veilig-"+hex.EncodeToString(sum[:8]), "control.sock")
+}

@@ -100,10 +100,19 @@ func (s SIP) validate(c checker) {
 		c.errf("default_expires", "must be between %smin_expires (%s) and %smax_expires (%s), got %s",
 			c.prefix, fmtDur(s.MinExpires), c.prefix, fmtDur(s.MaxExpires), fmtDur(s.DefaultExpires))
 	}
+	// Below min_expires the registrar grants min_expires anyway.
+	durationRange(c, "connection_max_expires", s.ConnectionMaxExpires, 10*time.Second, 24*time.Hour)
 	if s.IdleTimeout <= 30*time.Second {
 		c.errf("idle_timeout", "must be more than 30s so devices' keep-alives arrive in time, got %s", fmtDur(s.IdleTimeout))
 	} else {
 		durationRange(c, "idle_timeout", s.IdleTimeout, 0, 24*time.Hour)
+	}
+	// Floors that no device needs to be under: a whole message in 2 s
+	// even on a slow link, and a REGISTER's challenge round within 10 s.
+	durationRange(c, "message_timeout", s.MessageTimeout, 2*time.Second, time.Minute)
+	durationRange(c, "auth_timeout", s.AuthTimeout, 10*time.Second, 10*time.Minute)
+	if s.MaxConnections != 0 {
+		intRange(c, "max_connections", s.MaxConnections, 64, 10_000_000)
 	}
 	intRange(c, "max_message_size", s.MaxMessageSize, 1024, 65535)
 	intRange(c, "udp_workers", s.UDPWorkers, 0, 4096)
@@ -261,4 +270,25 @@ func (f Fraud) validate(c checker) {
 	}
 	oneOf(c, "business_hours", f.BusinessHours, "off", "refuse", "alert")
 	oneOf(c, "trip", f.Trip, "suspend", "alert")
+	for _, l := range []struct {
+		key string
+		v   float64
+	}{
+		{"extension_concurrent", float64(f.ExtensionConcurrent)}, {"extension_per_minute", float64(f.ExtensionPerMinute)},
+		{"extension_max_duration", float64(f.ExtensionMaxDuration)}, {"extension_daily_budget", f.ExtensionDailyBudget},
+		{"trunk_concurrent", float64(f.TrunkConcurrent)}, {"trunk_per_minute", float64(f.TrunkPerMinute)},
+		{"trunk_max_duration", float64(f.TrunkMaxDuration)}, {"trunk_daily_budget", f.TrunkDailyBudget},
+	} {
+		if l.v <= 0 && l.v != -1 {
+			c.errf(l.key, "must be positive, or -1 for no limit (0 would refuse every call), got %v", l.v)
+		}
+	}
+	for _, r := range []struct {
+		key string
+		v   float64
+	}{{"rate_national", f.RateNational}, {"rate_eu", f.RateEU}, {"rate_default", f.RateDefault}} {
+		if r.v < 0 {
+			c.errf(r.key, "must not be negative, got %v", r.v)
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 var insecureWhy = map[string]string{
 	"tls.insecure_legacy_versions":           "TLS 1.0/1.1 may be negotiated, which are broken",
 	"auth.insecure_md5_first":                "the MD5 digest challenge is offered before SHA-256, so most clients pick MD5",
+	"auth.insecure_digest_uri_without_user":  "digest credentials that do not name the callee are accepted, so an INVITE on an unencrypted leg can be redirected to another extension",
 	"sip.insecure_sdes_over_plain_transport": "SRTP keys in SDP may cross unencrypted UDP/TCP signalling, where anyone on the path can read them",
 }
 

@@ -17,10 +17,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -44,6 +46,9 @@ type response struct {
 
 // Serve answers on a unix socket at path until ctx ends.
 func Serve(ctx context.Context, path string, s *service.Service, log *slog.Logger) error {
+	if err := privateDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
 	_ = os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -153,4 +158,28 @@ func peerActor(c *net.UnixConn) (service.Actor, error) {
 		name = u.Username
 	}
 	return service.Actor{Name: name, Role: service.RoleOwner, Channel: service.CLI, Source: "unix:uid=" + uid}, nil
+}
+
+// privateDir makes sure dir exists, is a real directory (not a link),
+// belongs to this process's user and is closed to others: the socket's
+// own mode is set only after it is bound, and a directory someone else
+// prepared (in the temporary directory) could hand the socket to them.
+func privateDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	case !ok || int(st.Uid) != os.Getuid():
+		return fmt.Errorf("%s belongs to another user", dir)
+	case fi.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("%s is open to other users (mode %o); it must be 0700", dir, fi.Mode().Perm())
+	}
+	return nil
 }

@@ -98,4 +98,3 @@ func create(path string) error {
 	}
 	return nil
 }
-

@@ -87,6 +87,18 @@ var (
 	GuardLockout   = guard("lockout", "A request for a locked account came from a source it does not know.")
 )
 
+// The SIP edge's connection admission and deadlines; each is deduplicated
+// per source and minute, and flood.connections says the limit stays under
+// pressure.
+var (
+	connFields        = []Field{f("open", "connections open"), f("limit", "sip.max_connections"), f("age", "how long the closed connection had been open")}
+	ConnectionEvicted = define("connection.evicted", Warning, "A connection that never authenticated was closed to admit a newcomer at the connection limit.",
+		append(connFields, f("newcomer", "the address admitted in its place"))...)
+	ConnectionRefused = define("connection.refused", Warning, "A new connection was refused at the connection limit: every connection held has authenticated.", connFields...)
+	ConnectionTimeout = define("connection.timeout", Warning, "A connection was closed for not finishing a message (sip.message_timeout) or not authenticating (sip.auth_timeout) in time.",
+		append(connFields, f("reason", "message_timeout or auth_timeout"))...)
+)
+
 func guard(stage, doc string) *Kind {
 	return define("guard."+stage, Warning, doc,
 		f("stage", "the guard stage"), f("rule", "the rule that refused"), f("verdict", "drop, reject or challenge"))
@@ -108,6 +120,9 @@ var (
 		f("fingerprint", "what matched"), f("banned", "whether the source was banned"), f("suppressed", "repeats this alert stands for"))
 	AlertFlood = define("flood.detected", Alert, "A source or the edge as a whole is over its rate limits.",
 		f("limit", "the limit exceeded"), f("suppressed", "repeats this alert stands for"))
+	AlertFloodConnections = define("flood.connections", Alert, "The edge's connection limit stayed under pressure (connections evicted or refused without a pause).",
+		f("open", "connections open"), f("limit", "sip.max_connections"), f("evicted", "connections evicted"), f("refused", "connections refused"),
+		f("since", "when the pressure began (RFC 3339)"), f("suppressed", "repeats this alert stands for"))
 )
 
 // Calls and media.

@@ -19,9 +19,11 @@ type BanSource struct {
 	Cause  []string
 }
 
-// LockAccount locks Account against unknown sources until Until.
+// LockAccount locks Account against unknown sources until Until or, with
+// Source set, for that source alone.
 type LockAccount struct {
 	Account string
+	Source  netip.Addr
 	Until   time.Time
 	Level   int
 	Reason  string
@@ -44,6 +46,9 @@ const (
 	AlertAccountLocked = "account.locked"
 	AlertScanner       = "scanner.detected"
 	AlertFlood         = "flood.detected"
+	// AlertFloodConnections: the edge's connection limit stayed under
+	// pressure (evicting or refusing) for Config.ConnFloodAfter.
+	AlertFloodConnections = "flood.connections"
 )
 
 func (BanSource) action()   {}

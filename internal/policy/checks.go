@@ -13,6 +13,7 @@ var (
 	dropNotAllowed = Decision{Verdict: Drop, Reason: "not allowed", Stage: StageAllowlist, Rule: RuleAllowSources}
 	allowTrusted   = Decision{Verdict: Allow, Stage: StageSource, Rule: RuleTrusted}
 	rejectLocked   = Decision{Verdict: Reject, Code: 403, Reason: "Forbidden", Stage: StageLockout, Rule: RuleLockout}
+	rejectSrcLock  = Decision{Verdict: Reject, Code: 403, Reason: "Forbidden", Stage: StageLockout, Rule: RuleSourceLock}
 	rejectAccount  = Decision{Verdict: Reject, Code: 403, Reason: "Forbidden", Stage: StageAllowlist, Rule: RuleAccountAllowlist}
 )
 
@@ -51,6 +52,9 @@ func (e *Engine) CheckAccount(account string, source netip.Addr, now time.Time) 
 	}
 	if _, refused := e.locks.Refused(account, source, now); refused {
 		return rejectLocked
+	}
+	if _, locked := e.locks.SourceLocked(account, source, now); locked {
+		return rejectSrcLock
 	}
 	return allow
 }
@@ -145,6 +149,38 @@ func (e *Engine) AllowTransaction(source netip.Addr, now time.Time, authenticate
 		}
 	}
 	return ok
+}
+
+// AllowAccountTransaction spends one token of the account and method a
+// new request from source claims, when source is known (has
+// authenticated): a flood from a shared address is limited per account
+// and method rather than cut off for everyone there. Unknown sources are
+// held by their stricter per-source limits instead; trusted ones by
+// nothing. A refusal raises one flood.detected per source, account and
+// alert window (collect it with Drain).
+func (e *Engine) AllowAccountTransaction(source netip.Addr, account, method string, now time.Time) bool {
+	source = source.Unmap()
+	if !e.ready() || !source.IsValid() {
+		return false
+	}
+	if e.trusted.contains(source) || !e.locks.SourceKnown(source, now) {
+		return true
+	}
+	if e.limits.AllowAccount(source, account, method, now) {
+		return true
+	}
+	if ok, suppressed := e.alerts.Admit(AlertFlood, alertKey{typ: AlertFlood, src: source, account: account}, now); ok {
+		a := Alert{
+			Type: AlertFlood, Source: source.String(), Account: account,
+			Message: "flood from " + source.String() + " for " + account + " " + method + ": over the per-account limit; the excess is dropped, other accounts at the address are served",
+			Fields:  map[string]string{"limit": ratelimit.AccountTransactions.String(), "method": method},
+		}
+		if suppressed > 0 {
+			a.Fields["suppressed"] = itoa(suppressed)
+		}
+		e.post([]Action{a})
+	}
+	return false
 }
 
 // AllowHandshake spends one TLS handshake token of source.

@@ -30,6 +30,9 @@ type Config struct {
 	AlertsPerWindow int
 	// MaxAlertKeys bounds the deduplication memory.
 	MaxAlertKeys int
+	// ConnFloodAfter is how long the edge's connection limit must keep
+	// evicting or refusing before flood.connections is raised.
+	ConnFloodAfter time.Duration
 
 	Ban       ipban.Config
 	Lockout   lockout.Config
@@ -43,6 +46,7 @@ func Default() Config {
 		AlertWindow:     10 * time.Minute,
 		AlertsPerWindow: 100,
 		MaxAlertKeys:    100_000,
+		ConnFloodAfter:  10 * time.Second,
 		Ban:             ipban.Default(),
 		Lockout:         lockout.Default(),
 		RateLimit:       ratelimit.Default(),
@@ -59,6 +63,9 @@ func (c Config) Validate() error {
 				errs = append(errs, fmt.Errorf("%s[%d]: invalid prefix", name, i))
 			}
 		}
+	}
+	if c.ConnFloodAfter <= 0 {
+		errs = append(errs, fmt.Errorf("conn_flood_after: must be positive, got %v", c.ConnFloodAfter))
 	}
 	if c.AlertWindow <= 0 || c.AlertsPerWindow < 1 || c.MaxAlertKeys < 1 {
 		errs = append(errs, fmt.Errorf("alerts: window, per-window cap and max keys must be positive (%v, %d, %d)", c.AlertWindow, c.AlertsPerWindow, c.MaxAlertKeys))

@@ -36,6 +36,12 @@ type Deps struct {
 	// AccountSources returns an account's allowed networks, for Explain;
 	// nil or an empty result means the account has no restriction.
 	AccountSources func(account string) []netip.Prefix
+	// ActiveSource reports a source that carries authenticated
+	// registrations or calls right now (an office NAT with agents on
+	// it). Authentication failures from such a source lock the failing
+	// account for that source instead of banning the source; nil means
+	// no source does.
+	ActiveSource func(addr netip.Addr) bool
 }
 
 // Engine composes the rule families. It is safe for concurrent use. A zero
@@ -53,6 +59,7 @@ type Engine struct {
 	alerts *throttle.Throttle[alertKey]
 
 	mu            sync.Mutex
+	connFlood     connFlood
 	outbox        []Action
 	outboxDropped atomic.Uint64
 }
@@ -107,19 +114,33 @@ func (e *Engine) Observe(o Observation, now time.Time) []Action {
 	return nil
 }
 
+// shared reports a source that carries other devices' authenticated
+// traffic: it is never banned whole for authentication failures.
+func (e *Engine) shared(src netip.Addr) bool {
+	return e.deps.ActiveSource != nil && e.deps.ActiveSource(src)
+}
+
 // failure counts a failed authentication against the source and, with
-// countAccount, against the account.
+// countAccount, against the account. A source that carries authenticated
+// registrations or calls (shared) is not banned: the failing account is
+// locked for that source once it fails there as often as would ban a
+// source, and the brute-force alert is raised, while the other accounts'
+// devices there keep working.
 func (e *Engine) failure(src netip.Addr, account, reason string, countAccount bool, now time.Time) []Action {
 	if !src.IsValid() {
 		return nil
 	}
 	trusted := e.trusted.contains(src)
+	shared := !trusted && e.shared(src)
 	known := account != "" && e.locks.Known(account, src, now)
-	var lo lockout.Outcome
+	var lo, so lockout.Outcome
 	if countAccount && account != "" {
 		lo = e.locks.Failure(account, src, reason, now)
 	}
-	ib := e.bans.Failure(ipban.Failure{Source: src, Account: account, Reason: reason, Known: known, Trusted: trusted}, now)
+	if shared && account != "" {
+		so = e.locks.SourceFailure(account, src, reason, e.cfg.Ban.MaxFailures+1, now)
+	}
+	ib := e.bans.Failure(ipban.Failure{Source: src, Account: account, Reason: reason, Known: known, Trusted: trusted || shared}, now)
 	var acts []Action
 	if ib.Banned {
 		acts = append(acts, banAction(ib.Ban))
@@ -127,14 +148,27 @@ func (e *Engine) failure(src netip.Addr, account, reason string, countAccount bo
 	if lo.Locked {
 		acts = append(acts, LockAccount{Account: account, Until: lo.Lock.Until, Level: lo.Lock.Level, Reason: lo.Lock.Reason})
 	}
+	if so.Locked {
+		acts = append(acts, LockAccount{Account: account, Source: src, Until: so.Lock.Until, Level: so.Lock.Level, Reason: so.Lock.Reason})
+	}
 	if ib.Exceeded {
 		msg := fmt.Sprintf("%d failed authentications from %s within %s", ib.Counted, src, e.cfg.Ban.Window)
 		kv := []string{"failures", fmt.Sprint(ib.Counted), "last_account", account, "last_reason", reason}
-		if trusted {
+		switch {
+		case trusted:
 			msg += " (trusted source: not banned)"
 			kv = append(kv, "trusted", "true")
+		case shared:
+			msg += " (the address carries authenticated devices: not banned; failing accounts are locked for it)"
+			kv = append(kv, "shared", "true")
 		}
 		acts = e.alert(acts, AlertBruteforce, src, "", msg, now, kv...)
+	}
+	if so.Locked {
+		acts = e.alert(acts, AlertBruteforce, src, account,
+			fmt.Sprintf("account %s locked for %s until %s after failed authentications there; the address carries other authenticated devices and is not banned",
+				account, src, so.Lock.Until.UTC().Format(time.RFC3339)),
+			now, "shared", "true", "locked_for_source", "true", "level", fmt.Sprint(so.Lock.Level), "last_reason", reason)
 	}
 	if ib.Banned {
 		acts = e.alert(acts, AlertBanAdded, src, "", banMessage(ib.Ban), now, "rule", ib.Ban.Rule, "until", ib.Ban.End.UTC().Format(time.RFC3339))
@@ -228,6 +262,14 @@ func (e *Engine) Ban(addr netip.Addr, d time.Duration, reason string, now time.T
 	addr = addr.Unmap()
 	return banAction(e.bans.Add(addr, ipban.RuleManual, reason, []string{now.UTC().Format(time.RFC3339) + " banned by an operator"}, d, now))
 }
+
+// BanNet bans every address of network p for d, for `veilig ban add CIDR`.
+func (e *Engine) BanNet(p netip.Prefix, d time.Duration, reason string, now time.Time) ipban.Ban {
+	return e.bans.AddNet(p, ipban.RuleManual, reason, d, now)
+}
+
+// UnbanNet lifts the ban of network p.
+func (e *Engine) UnbanNet(p netip.Prefix, now time.Time) bool { return e.bans.RemoveNet(p, now) }
 
 // Unban lifts addr's ban, for `veilig ban remove`.
 func (e *Engine) Unban(addr netip.Addr, now time.Time) bool { return e.bans.Remove(addr.Unmap(), now) }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"github.com/veilig/veilig/internal/policy/lockout"
 	"net/netip"
 	"strings"
 	"testing"
@@ -443,5 +444,31 @@ func BenchmarkFloodDrop(b *testing.B) {
 	for b.Loop() {
 		e.CheckSource(attacker, t0)
 		e.AllowMessage(attacker, t0)
+	}
+}
+
+// TestExplainRestoredLock: a lock restored from the store keeps only its
+// end; the explanation must not invent a start (it once read "locked
+// since 0001-01-01T00:00:00Z").
+func TestExplainRestoredLock(t *testing.T) {
+	e := newEngine(t, nil)
+	office := netip.MustParseAddr("192.0.2.7")
+	e.Lockout().Restore([]lockout.Lock{
+		{Account: "1001", Until: t0.Add(time.Hour), Level: 1, Reason: "5 failures"},
+		{Account: "1002", Source: office, Until: t0.Add(time.Hour), Reason: "4 failures from the office"},
+	})
+	for _, c := range []struct {
+		addr    netip.Addr
+		account string
+	}{{attacker, "1001"}, {office, "1002"}} {
+		rs := e.Explain(c.addr, c.account, t0)
+		if len(rs) == 0 {
+			t.Fatalf("%s at %s: no reasons for a restored lock", c.account, c.addr)
+		}
+		for _, r := range rs {
+			if strings.Contains(r.Message, "0001-01-01") || strings.Contains(r.Message, "since") {
+				t.Errorf("%s: %q names a start the lock does not have", c.account, r.Message)
+			}
+		}
 	}
 }

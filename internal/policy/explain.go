@@ -36,7 +36,12 @@ func (e *Engine) Explain(addr netip.Addr, account string, now time.Time) []Reaso
 	var out []Reason
 	trusted := e.trusted.contains(addr)
 	if b, ok := e.bans.Banned(addr, now); ok {
-		msg := fmt.Sprintf("banned since %s (%s rule): %s", b.Start.UTC().Format(time.RFC3339), b.Rule, b.Reason)
+		msg := fmt.Sprintf("banned%s (%s rule): %s", sinceText(b.Start), b.Rule, b.Reason)
+		lifted := addr.String()
+		if b.Net.IsValid() {
+			msg = fmt.Sprintf("in the banned network %s%s (%s rule): %s", b.Net, sinceText(b.Start), b.Rule, b.Reason)
+			lifted = b.Net.String()
+		}
 		if b.Level > 0 {
 			msg += fmt.Sprintf("; repeat offence, ban step %d", b.Level+1)
 		}
@@ -44,10 +49,15 @@ func (e *Engine) Explain(addr netip.Addr, account string, now time.Time) []Reaso
 			msg += "\n  " + c
 		}
 		out = append(out, Reason{Stage: StageBan, Rule: b.Rule, Refuses: true, Message: msg, Until: b.End,
-			Lift: "veilig ban remove " + addr.String()})
+			Lift: "veilig ban remove " + lifted})
+	} else if !trusted && e.shared(addr) {
+		out = append(out, Reason{Stage: StageBan, Rule: RuleShared, Message: fmt.Sprintf(
+			"carries authenticated registrations or calls, so failed authentications never ban it (%d in the last %s): an account that fails %d times in a row from it is locked for this address alone, and the other devices here keep working",
+			e.bans.Counted(addr, now), e.cfg.Ban.Window, e.cfg.Ban.MaxFailures+1)})
 	} else if n := e.bans.Counted(addr, now); n > 0 {
 		out = append(out, Reason{Stage: StageBan, Rule: "bruteforce", Message: fmt.Sprintf(
-			"%d failed authentications in the last %s; more than %d bans the source", n, e.cfg.Ban.Window, e.cfg.Ban.MaxFailures)})
+			"%d failed authentications in the last %s; more than %d bans the source (it carries no authenticated registrations or calls, so it is banned as a whole)",
+			n, e.cfg.Ban.Window, e.cfg.Ban.MaxFailures)})
 	}
 	switch {
 	case trusted:
@@ -80,8 +90,8 @@ func (e *Engine) Explain(addr netip.Addr, account string, now time.Time) []Reaso
 	}
 	if l, ok := e.locks.Locked(account, now); ok {
 		r := Reason{Stage: StageLockout, Rule: RuleLockout, Until: l.Until, Lift: "veilig ext unlock " + account,
-			Message: fmt.Sprintf("extension %s locked since %s against sources that have not authenticated for it: %s",
-				account, l.Since.UTC().Format(time.RFC3339), l.Reason)}
+			Message: fmt.Sprintf("extension %s locked%s against sources that have not authenticated for it: %s",
+				account, sinceText(l.Since), l.Reason)}
 		if _, refused := e.locks.Refused(account, addr, now); refused && !trusted {
 			r.Refuses = true
 		} else {
@@ -91,6 +101,14 @@ func (e *Engine) Explain(addr netip.Addr, account string, now time.Time) []Reaso
 	} else if n := e.locks.Consecutive(account); n > 0 {
 		out = append(out, Reason{Stage: StageLockout, Rule: RuleLockout, Message: fmt.Sprintf(
 			"extension %s has %d consecutive failed authentications; %d lock it against new sources", account, n, e.cfg.Lockout.Threshold)})
+	}
+	if l, ok := e.locks.SourceLocked(account, addr, now); ok {
+		out = append(out, Reason{Stage: StageLockout, Rule: RuleSourceLock, Refuses: !trusted, Until: l.Until,
+			Lift:    "veilig ext unlock " + account,
+			Message: fmt.Sprintf("extension %s locked for %s alone%s: %s", account, addr, sinceText(l.Since), l.Reason)})
+	} else if n := e.locks.SourceConsecutive(account, addr); n > 0 {
+		out = append(out, Reason{Stage: StageLockout, Rule: RuleSourceLock, Message: fmt.Sprintf(
+			"extension %s has %d consecutive failed authentications from %s; %d lock it for this address", account, n, addr, e.cfg.Ban.MaxFailures+1)})
 	}
 	return out
 }
@@ -110,4 +128,13 @@ func (e *Engine) explainLimit(class string, l ratelimit.Limited, now time.Time) 
 		r.Until = now.Add(l.Refill)
 	}
 	return r
+}
+
+// sinceText says when a lock began, or nothing for a lock restored from
+// the store, which keeps only its end.
+func sinceText(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return " since " + t.UTC().Format(time.RFC3339)
 }

@@ -45,6 +45,12 @@ const (
 	RuleAllowSources     = "allow_sources"
 	RuleAccountAllowlist = "account_allowlist"
 	RuleLockout          = "lockout"
+	// RuleSourceLock: the account is locked for this source only (a
+	// failing device behind an address that carries authenticated ones).
+	RuleSourceLock = "source_lock"
+	// RuleShared: the source carries authenticated registrations or
+	// calls, so failures lock accounts for it instead of banning it.
+	RuleShared = "shared_source"
 )
 
 // Decision is one check's answer. Every non-Allow decision is worth one

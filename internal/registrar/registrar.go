@@ -1,7 +1,10 @@
 // Package registrar is the location service: it turns authenticated
 // REGISTER requests into bindings, answers lookups for the call layer from
-// memory and persists bindings in batches, so no registration waits on a
-// disk write.
+// memory and persists bindings by group commit: a REGISTER is answered
+// 200 only once the batch holding its binding is committed, so a crash
+// never loses a registration the device was told about, and the batch is
+// written as soon as it is full or a few milliseconds after its first
+// binding, so registrations do not queue behind the disk one by one.
 package registrar
 
 import (
@@ -9,7 +12,9 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,9 +30,18 @@ type Options struct {
 	MinExpires, MaxExpires, DefaultExpires time.Duration
 	// MaxContacts bounds the devices one extension may register.
 	MaxContacts int
-	Store       store.Store
-	Events      events.Emitter
-	Logger      *slog.Logger
+	// ConnectionMaxExpires caps the expiry granted over TLS/TCP to a
+	// device without RFC 5626 outbound (0: no cap). Such a device learns
+	// that its connection, and with it its reachability, is gone (a
+	// server restart) only when it refreshes, so this bounds how long it
+	// stays unreachable.
+	ConnectionMaxExpires time.Duration
+	// FlowTimer is the keep-alive interval an outbound device is told
+	// (Flow-Timer); it must be well inside the idle timeout. 0: 30 s.
+	FlowTimer time.Duration
+	Store     store.Store
+	Events    events.Emitter
+	Logger    *slog.Logger
 }
 
 // Registrar holds the bindings.
@@ -35,8 +49,23 @@ type Registrar struct {
 	o       Options
 	seed    maphash.Seed
 	shards  [32]shard
-	pending chan store.Binding
+	pending chan *write
 }
+
+// write is one REGISTER's changes to persist and what to do once they are
+// committed (or failed).
+type write struct {
+	bs   []store.Binding
+	conn sipedge.Conn // where done answers, for batching the answers
+	done func(err error)
+}
+
+// Group commit bounds: a batch is written once it holds maxBatch bindings
+// or linger after its first arrived, whichever is first.
+const (
+	maxBatch = 1024
+	linger   = 3 * time.Millisecond
+)
 
 type shard struct {
 	mu sync.RWMutex
@@ -44,6 +73,45 @@ type shard struct {
 	// stored is the expiry last written for each binding (number NUL
 	// contact), so refreshes are persisted sparingly.
 	stored map[string]time.Time
+	// bySource counts the shard's bindings per source address, so that
+	// "does this address carry registrations" costs a lookup.
+	bySource map[netip.Addr]int
+}
+
+// retrack moves the source counts from the bindings a number had (was)
+// to those it has now (is). Caller holds mu.
+func (s *shard) retrack(was []netip.Addr, is []store.Binding) {
+	for _, a := range was {
+		if s.bySource[a]--; s.bySource[a] <= 0 {
+			delete(s.bySource, a)
+		}
+	}
+	for _, b := range is {
+		s.bySource[b.Source.Addr().Unmap()]++
+	}
+}
+
+func sources(bs []store.Binding) []netip.Addr {
+	out := make([]netip.Addr, len(bs))
+	for i, b := range bs {
+		out[i] = b.Source.Addr().Unmap()
+	}
+	return out
+}
+
+// HasSource reports whether any live binding was registered from addr.
+func (r *Registrar) HasSource(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.RLock()
+		n := s.bySource[addr]
+		s.mu.RUnlock()
+		if n > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // New makes an empty registrar; Load fills it from the store.
@@ -51,10 +119,14 @@ func New(o Options) *Registrar {
 	if o.MaxContacts <= 0 {
 		o.MaxContacts = 10
 	}
-	r := &Registrar{o: o, seed: maphash.MakeSeed(), pending: make(chan store.Binding, 65536)}
+	if o.FlowTimer <= 0 {
+		o.FlowTimer = 30 * time.Second
+	}
+	r := &Registrar{o: o, seed: maphash.MakeSeed(), pending: make(chan *write, 16384)}
 	for i := range r.shards {
 		r.shards[i].m = make(map[string][]store.Binding)
 		r.shards[i].stored = make(map[string]time.Time)
+		r.shards[i].bySource = make(map[netip.Addr]int)
 	}
 	return r
 }
@@ -73,6 +145,7 @@ func (r *Registrar) Load(ctx context.Context, now time.Time) (int, error) {
 		s := r.shard(b.Number)
 		s.mu.Lock()
 		s.m[b.Number] = append(s.m[b.Number], b)
+		s.bySource[b.Source.Addr().Unmap()]++
 		s.mu.Unlock()
 	}
 	return len(bs), nil
@@ -119,31 +192,53 @@ func (r *Registrar) Count() (n int) {
 	return n
 }
 
-func (r *Registrar) persist(b store.Binding) {
+// persist queues w for the next commit; false means the queue is full
+// (the store is far behind) and nothing was queued.
+func (r *Registrar) persist(w *write) bool {
 	select {
-	case r.pending <- b:
+	case r.pending <- w:
+		return true
 	default:
-		r.o.Logger.Warn("binding persistence queue full; binding kept in memory only", "extension", b.Number)
+		return false
 	}
 }
 
-// Run persists bindings in batches and sweeps expired ones until ctx ends,
-// then writes what is pending.
+// Run commits queued bindings in batches, answers their REGISTERs, and
+// sweeps expired bindings until ctx ends, then commits what is pending.
 func (r *Registrar) Run(ctx context.Context) error {
-	batch := make([]store.Binding, 0, 1024)
-	flush := func() {
+	var batch []*write
+	rows := make([]store.Binding, 0, maxBatch)
+	add := func(w *write) {
+		batch = append(batch, w)
+		rows = append(rows, w.bs...)
+	}
+	commit := func() {
 		if len(batch) == 0 {
 			return
 		}
 		wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := r.o.Store.SaveBindings(wctx, batch); err != nil {
-			r.o.Logger.Error("persist bindings", "err", err, "count", len(batch))
-		}
+		err := r.o.Store.SaveBindings(wctx, rows)
 		cancel()
-		batch = batch[:0]
+		if err != nil {
+			r.o.Logger.Error("persist bindings", "err", err, "count", len(rows))
+			err = fmt.Errorf("registrar: persist %d bindings: %w", len(rows), err)
+		}
+		conns := make([]sipedge.Conn, 0, len(batch))
+		for _, w := range batch {
+			if w.conn != nil {
+				conns = append(conns, w.conn)
+			}
+		}
+		release := sipedge.Hold(conns...)
+		for _, w := range batch {
+			w.done(err)
+		}
+		release()
+		clear(batch)
+		batch, rows = batch[:0], rows[:0]
 	}
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
+	timer := time.NewTimer(linger)
+	timer.Stop()
 	sweep := time.NewTicker(5 * time.Second)
 	defer sweep.Stop()
 	for {
@@ -151,20 +246,30 @@ func (r *Registrar) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			for {
 				select {
-				case b := <-r.pending:
-					batch = append(batch, b)
+				case w := <-r.pending:
+					add(w)
+					if len(rows) >= maxBatch {
+						commit()
+					}
 				default:
-					flush()
+					commit()
 					return nil
 				}
 			}
-		case b := <-r.pending:
-			batch = append(batch, b)
-			if len(batch) >= 1024 {
-				flush()
+		case w := <-r.pending:
+			add(w)
+			timer.Reset(linger)
+		gather:
+			for len(rows) < maxBatch {
+				select {
+				case w := <-r.pending:
+					add(w)
+				case <-timer.C:
+					break gather
+				}
 			}
-		case <-tick.C:
-			flush()
+			timer.Stop()
+			commit()
 		case now := <-sweep.C:
 			r.expire(now)
 		}
@@ -182,6 +287,10 @@ func (r *Registrar) expire(now time.Time) {
 					keep = append(keep, b)
 				} else {
 					delete(s.stored, n+"\x00"+b.Contact)
+					a := b.Source.Addr().Unmap()
+					if s.bySource[a]--; s.bySource[a] <= 0 {
+						delete(s.bySource, a)
+					}
 				}
 			}
 			if len(keep) == 0 {
@@ -213,6 +322,12 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 		contact string
 		expires time.Duration
 	}
+	// RFC 5626 outbound: a device on a connection that registers a flow
+	// (reg-id, and says it supports outbound) keeps the flow alive with
+	// keep-alives at Flow-Timer and registers again as soon as the
+	// connection fails, so it may keep its long expiry. Any other device
+	// on a connection is given at most ConnectionMaxExpires.
+	outbound := req.Conn.Reliable() && supports(req.Request, "outbound")
 	var changes []change
 	wildcard := false
 	for _, h := range contacts {
@@ -235,7 +350,14 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 		if c.Address.Host == "" {
 			return req.Respond(400, "Bad Contact")
 		}
+		if !c.Params.Has("reg-id") {
+			outbound = false
+		}
 		changes = append(changes, change{contact: c.Address.String(), expires: exp})
+	}
+	maxExp := r.o.MaxExpires
+	if req.Conn.Reliable() && !outbound && r.o.ConnectionMaxExpires > 0 {
+		maxExp = max(min(maxExp, r.o.ConnectionMaxExpires), r.o.MinExpires)
 	}
 	if wildcard && (len(contacts) != 1 || defExp != 0) {
 		return req.Respond(400, "Wildcard Contact needs Expires: 0 and no other Contact")
@@ -244,7 +366,9 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 	s := r.shard(number)
 	s.mu.Lock()
 	bs := s.m[number]
-	var added, removed []store.Binding
+	was := sources(bs)
+	unlock := func() { s.retrack(was, s.m[number]); s.mu.Unlock() }
+	var added, removed, writes []store.Binding
 	if wildcard {
 		removed = append(removed, bs...)
 		for _, b := range bs {
@@ -261,7 +385,7 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 			}
 		}
 		if idx >= 0 && bs[idx].CallID == callID && cseq <= bs[idx].CSeq {
-			s.mu.Unlock()
+			unlock()
 			return req.Respond(500, "Out of Order Request")
 		}
 		if ch.expires == 0 {
@@ -272,7 +396,7 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 			}
 			continue
 		}
-		exp := clamp(ch.expires, r.o.MinExpires, r.o.MaxExpires)
+		exp := clamp(ch.expires, r.o.MinExpires, maxExp)
 		b := store.Binding{
 			Number: number, Contact: ch.contact, Source: req.Peer(), Transport: req.Conn.Transport(),
 			ConnID: req.Conn.ID(), CallID: callID, CSeq: cseq, UserAgent: userAgent(req.Request),
@@ -296,14 +420,14 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 			s.stored[key] = b.Expires
 		} else {
 			if len(bs) >= r.o.MaxContacts {
-				s.mu.Unlock()
+				unlock()
 				return req.Respond(403, "Too Many Registered Devices")
 			}
 			bs = append(bs, b)
 			added = append(added, b)
 			s.stored[number+"\x00"+ch.contact] = b.Expires
 		}
-		r.persist(b)
+		writes = append(writes, b)
 	}
 	if len(bs) == 0 {
 		delete(s.m, number)
@@ -311,16 +435,11 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 		s.m[number] = bs
 	}
 	current := append([]store.Binding(nil), bs...)
-	s.mu.Unlock()
+	unlock()
 
 	for _, b := range removed {
 		b.Expires = time.Time{}
-		r.persist(b)
-		r.o.Events.Emit(events.New(events.Unregister, req.Peer(), number, "device unregistered", "contact", b.Contact))
-	}
-	for _, b := range added {
-		r.o.Events.Emit(events.New(events.Register, req.Peer(), number, "device registered",
-			"contact", b.Contact, "transport", b.Transport, "user_agent", b.UserAgent))
+		writes = append(writes, b)
 	}
 
 	res := req.Response(200, "OK")
@@ -334,7 +453,39 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 		res.AppendHeader(ch)
 	}
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(http1123)))
-	return req.Tx.Respond(res)
+	if outbound && len(changes) > 0 {
+		res.AppendHeader(sip.NewHeader("Require", "outbound"))
+		res.AppendHeader(sip.NewHeader("Flow-Timer", strconv.Itoa(int(r.o.FlowTimer/time.Second))))
+	}
+	announce := func() {
+		for _, b := range removed {
+			r.o.Events.Emit(events.New(events.Unregister, req.Peer(), number, "device unregistered", "contact", b.Contact))
+		}
+		for _, b := range added {
+			r.o.Events.Emit(events.New(events.Register, req.Peer(), number, "device registered",
+				"contact", b.Contact, "transport", b.Transport, "user_agent", b.UserAgent))
+		}
+	}
+	if len(writes) == 0 {
+		// A refresh the store need not hear of yet: what it holds
+		// already outlives a restart.
+		announce()
+		return req.Tx.Respond(res)
+	}
+	tx := req.Tx
+	queued := r.persist(&write{bs: writes, conn: req.Conn, done: func(err error) {
+		if err != nil {
+			_ = tx.Respond(req.Response(500, "Server Internal Error"))
+			return
+		}
+		announce()
+		_ = tx.Respond(res)
+	}})
+	if !queued {
+		r.o.Logger.Warn("binding persistence queue full; REGISTER refused for now", "extension", number)
+		return req.Respond(503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
+	}
+	return nil
 }
 
 const http1123 = "Mon, 02 Jan 2006 15:04:05 GMT"
@@ -347,6 +498,21 @@ func clamp(d, lo, hi time.Duration) time.Duration {
 		return hi
 	}
 	return d
+}
+
+// supports reports an option tag in the request's Supported or Require
+// headers.
+func supports(r *sip.Request, tag string) bool {
+	for _, name := range []string{"Supported", "k", "Require"} {
+		for _, h := range r.GetHeaders(name) {
+			for _, t := range strings.Split(h.Value(), ",") {
+				if strings.EqualFold(strings.TrimSpace(t), tag) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func userAgent(r *sip.Request) string {

@@ -140,4 +140,3 @@ func TestPurgeKeepsStoreServing(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
-

@@ -9,23 +9,28 @@ import (
 	"github.com/veilig/veilig/internal/store"
 )
 
-// Ban is a source ban as management sees it.
+// Ban is a source ban as management sees it: of one address, or (Network)
+// of every address in a CIDR network.
 type Ban struct {
-	Addr   netip.Addr `json:"addr"`
-	Rule   string     `json:"rule"`
-	Reason string     `json:"reason"`
-	Cause  []string   `json:"cause"`
-	Start  time.Time  `json:"start"`
-	End    time.Time  `json:"end"`
-	Level  int        `json:"level"`
+	Addr    string    `json:"addr"`
+	Network bool      `json:"network,omitempty"`
+	Rule    string    `json:"rule"`
+	Reason  string    `json:"reason"`
+	Cause   []string  `json:"cause"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	Level   int       `json:"level"`
 }
 
 // Lock is an account lockout.
 type Lock struct {
-	Account string    `json:"account"`
-	Until   time.Time `json:"until"`
-	Level   int       `json:"level"`
-	Reason  string    `json:"reason"`
+	Account string `json:"account"`
+	// Source is set for a lock of the account at one address only (a
+	// failing device behind an address whose other devices keep working).
+	Source string    `json:"source,omitempty"`
+	Until  time.Time `json:"until"`
+	Level  int       `json:"level"`
+	Reason string    `json:"reason"`
 }
 
 // Suspension is an extension whose outbound calling is suspended.
@@ -38,14 +43,53 @@ type Suspension struct {
 // Defence operations.
 var (
 	OpListBans        = define("ban.list", PermBansRead, false, "bans in force", (*Service).listBans)
-	OpAddBan          = define("ban.add", PermBansWrite, true, "ban a source address", (*Service).addBan)
+	OpAddBan          = define("ban.add", PermBansWrite, true, "ban a source address or network", (*Service).addBan)
 	OpRemoveBan       = define("ban.remove", PermBansWrite, true, "lift a ban", (*Service).removeBan)
 	OpListLocks       = define("lock.list", PermBansRead, false, "account lockouts in force", (*Service).listLocks)
 	OpListSuspensions = define("suspension.list", PermBansRead, false, "toll-fraud suspensions", (*Service).listSuspensions)
 )
 
 func banView(b store.Ban) Ban {
-	return Ban{Addr: b.Addr, Rule: b.Rule, Reason: b.Reason, Cause: b.Cause, Start: b.Start, End: b.End, Level: b.Level}
+	v := Ban{Addr: b.Addr.String(), Rule: b.Rule, Reason: b.Reason, Cause: b.Cause, Start: b.Start, End: b.End, Level: b.Level}
+	if b.Net.IsValid() {
+		v.Addr, v.Network = b.Net.String(), true
+	}
+	return v
+}
+
+// Network bans broader than these would refuse a large part of the
+// internet; keeping all but known networks out is guard.allow_sources'
+// job.
+const (
+	minBanBits4 = 8
+	minBanBits6 = 32
+)
+
+// banTarget parses what a ban names: one address (a /32 or /128 is one
+// too), or a network, masked.
+func banTarget(field, s string) (addr netip.Addr, net netip.Prefix, err error) {
+	if a, perr := netip.ParseAddr(s); perr == nil {
+		return a.Unmap(), netip.Prefix{}, nil
+	}
+	p, perr := netip.ParsePrefix(s)
+	if perr != nil {
+		return addr, net, invalid(field, "%q is neither an IP address nor a network in CIDR form (203.0.113.0/24)", s)
+	}
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	p = p.Masked()
+	if p.IsSingleIP() {
+		return p.Addr(), netip.Prefix{}, nil
+	}
+	least := minBanBits4
+	if p.Addr().Is6() {
+		least = minBanBits6
+	}
+	if p.Bits() < least {
+		return addr, net, invalid(field, "%s is too broad to ban (at most /%d); to admit only known networks, list them in guard.allow_sources", p, least)
+	}
+	return addr, p, nil
 }
 
 func (s *Service) listBans(ctx context.Context, _ Actor, _ struct{}) ([]Ban, error) {
@@ -60,7 +104,8 @@ func (s *Service) listBans(ctx context.Context, _ Actor, _ struct{}) ([]Ban, err
 	return out, nil
 }
 
-// AddBanRequest bans Addr for For (default one hour).
+// AddBanRequest bans Addr (an address or a CIDR network) for For
+// (default one hour).
 type AddBanRequest struct {
 	Addr   string        `json:"addr"`
 	For    time.Duration `json:"for"`
@@ -68,14 +113,10 @@ type AddBanRequest struct {
 }
 
 func (s *Service) addBan(ctx context.Context, a Actor, req AddBanRequest) (Ban, error) {
-	addr, err := netip.ParseAddr(req.Addr)
+	addr, net, err := banTarget("addr", req.Addr)
 	if err != nil {
-		if _, perr := netip.ParsePrefix(req.Addr); perr == nil {
-			return Ban{}, invalid("addr", "%q is a network: a ban names one source address (to keep a network out, leave it out of guard.allow_sources)", req.Addr)
-		}
-		return Ban{}, invalid("addr", "%q is not an IP address", req.Addr)
+		return Ban{}, err
 	}
-	addr = addr.Unmap()
 	if req.For == 0 {
 		req.For = time.Hour
 	}
@@ -86,10 +127,12 @@ func (s *Service) addBan(ctx context.Context, a Actor, req AddBanRequest) (Ban, 
 		req.Reason = "banned by " + a.Name
 	}
 	now := s.d.Now().UTC()
-	b := store.Ban{Addr: addr, Rule: "manual", Reason: req.Reason, Cause: []string{"banned by " + a.Name + " via " + string(a.Channel)}, Start: now, End: now.Add(req.For)}
-	err = s.change(ctx, a, "ban.add", addr.String(), func(tx store.Tx) (any, any, error) {
+	b := store.Ban{Addr: addr, Net: net, Rule: "manual", Reason: req.Reason, Cause: []string{"banned by " + a.Name + " via " + string(a.Channel)}, Start: now, End: now.Add(req.For)}
+	v := banView(b)
+	err = s.change(ctx, a, "ban.add", v.Addr, func(tx store.Tx) (any, any, error) {
 		var before any
-		if old, err := tx.Ban(ctx, addr, now); err == nil {
+		old, err := currentBan(ctx, tx, addr, net, now)
+		if err == nil {
 			before = banView(old)
 			if old.Level > b.Level {
 				b.Level = old.Level
@@ -103,26 +146,39 @@ func (s *Service) addBan(ctx context.Context, a Actor, req AddBanRequest) (Ban, 
 	return banView(b), err
 }
 
-// AddrRequest names one source address.
+// currentBan reads the ban of addr, or of net when it is set.
+func currentBan(ctx context.Context, tx store.Bans, addr netip.Addr, net netip.Prefix, now time.Time) (store.Ban, error) {
+	if net.IsValid() {
+		return tx.NetBan(ctx, net, now)
+	}
+	return tx.Ban(ctx, addr, now)
+}
+
+// AddrRequest names one source address, or a banned network.
 type AddrRequest struct {
 	Addr string `json:"addr"`
 }
 
 func (s *Service) removeBan(ctx context.Context, a Actor, req AddrRequest) (struct{}, error) {
-	addr, err := netip.ParseAddr(req.Addr)
+	addr, net, err := banTarget("addr", req.Addr)
 	if err != nil {
-		return struct{}{}, invalid("addr", "%q is not an IP address", req.Addr)
+		return struct{}{}, err
 	}
-	addr = addr.Unmap()
-	err = s.change(ctx, a, "ban.remove", addr.String(), func(tx store.Tx) (any, any, error) {
-		old, err := tx.Ban(ctx, addr, s.d.Now())
+	key := banView(store.Ban{Addr: addr, Net: net}).Addr
+	err = s.change(ctx, a, "ban.remove", key, func(tx store.Tx) (any, any, error) {
+		old, err := currentBan(ctx, tx, addr, net, s.d.Now())
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil, notFound("%s is not banned (see `veilig ban list`)", addr)
+			return nil, nil, notFound("%s is not banned (see `veilig ban list`)", key)
 		}
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := tx.DeleteBan(ctx, addr); err != nil {
+		if net.IsValid() {
+			err = tx.DeleteNetBan(ctx, net)
+		} else {
+			err = tx.DeleteBan(ctx, addr)
+		}
+		if err != nil {
 			return nil, nil, err
 		}
 		return banView(old), nil, nil
@@ -137,7 +193,7 @@ func (s *Service) listLocks(ctx context.Context, _ Actor, _ struct{}) ([]Lock, e
 	}
 	out := make([]Lock, 0, len(ls))
 	for _, l := range ls {
-		out = append(out, Lock(l))
+		out = append(out, lockView(l))
 	}
 	return out, nil
 }
@@ -152,4 +208,12 @@ func (s *Service) listSuspensions(ctx context.Context, _ Actor, _ struct{}) ([]S
 		out = append(out, Suspension(x))
 	}
 	return out, nil
+}
+
+func lockView(l store.Lock) Lock {
+	v := Lock{Account: l.Account, Until: l.Until, Level: l.Level, Reason: l.Reason}
+	if l.Source.IsValid() {
+		v.Source = l.Source.String()
+	}
+	return v
 }

@@ -124,11 +124,7 @@ func (s *Service) addExtension(ctx context.Context, a Actor, req AddExtensionReq
 	if err != nil {
 		return SecretResult{}, err
 	}
-	res := SecretResult{Extension: view(x), Realm: s.realm()}
-	if generated {
-		res.Secret = secret
-	}
-	return res, nil
+	return s.secretResult(x, secret, generated), nil
 }
 
 // secret checks a chosen secret or makes one.
@@ -345,11 +341,17 @@ func (s *Service) setSecret(ctx context.Context, a Actor, req SetSecretRequest) 
 	if err != nil {
 		return SecretResult{}, err
 	}
-	res := SecretResult{Extension: view(out), Realm: s.realm()}
+	return s.secretResult(out, secret, generated), nil
+}
+
+// secretResult shows a generated secret once; a chosen one is never
+// echoed back.
+func (s *Service) secretResult(x store.Extension, secret string, generated bool) SecretResult {
+	res := SecretResult{Extension: view(x), Realm: s.realm()}
 	if generated {
 		res.Secret = secret
 	}
-	return res, nil
+	return res
 }
 
 func (s *Service) removeExtension(ctx context.Context, a Actor, req ExtensionRequest) (Extension, error) {
@@ -379,17 +381,24 @@ func (s *Service) unlock(ctx context.Context, a Actor, req ExtensionRequest) (st
 		} else if err != nil {
 			return nil, nil, err
 		}
-		l, err := tx.Lock(ctx, req.Number, now)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil, notFound("extension %s is not locked", req.Number)
-		}
+		all, err := tx.ListLocks(ctx, now)
 		if err != nil {
 			return nil, nil, err
 		}
+		var locks []Lock
+		for _, l := range all {
+			if l.Account == req.Number {
+				locks = append(locks, lockView(l))
+			}
+		}
+		if len(locks) == 0 {
+			return nil, nil, notFound("extension %s is not locked", req.Number)
+		}
+		// Both the account-wide lock and its source locks go.
 		if err := tx.DeleteLock(ctx, req.Number); err != nil {
 			return nil, nil, err
 		}
-		return l, nil, nil
+		return locks, nil, nil
 	})
 	return struct{}{}, err
 }

@@ -272,14 +272,28 @@ func TestBansLocksSuspensions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Addr.String() != "203.0.113.9" || b.Rule != "manual" || b.End.Sub(b.Start) != 2*time.Hour {
+	if b.Addr != "203.0.113.9" || b.Network || b.Rule != "manual" || b.End.Sub(b.Start) != 2*time.Hour {
 		t.Errorf("ban = %+v", b)
 	}
-	_, err = service.OpAddBan.Call(ctx, f.owner, service.AddBanRequest{Addr: "203.0.113.0/24"})
+	nb, err := service.OpAddBan.Call(ctx, f.owner, service.AddBanRequest{Addr: "198.51.100.77/24"})
+	if err != nil {
+		t.Fatalf("ban of a network: %v", err)
+	}
+	if nb.Addr != "198.51.100.0/24" || !nb.Network {
+		t.Errorf("network ban = %+v, want the masked network", nb)
+	}
+	for _, broad := range []string{"0.0.0.0/0", "10.0.0.0/7", "2001:db8::/31"} {
+		_, err = service.OpAddBan.Call(ctx, f.owner, service.AddBanRequest{Addr: broad})
+		wantKind(t, err, service.Invalid)
+	}
+	_, err = service.OpAddBan.Call(ctx, f.owner, service.AddBanRequest{Addr: "not-an-address"})
 	wantKind(t, err, service.Invalid)
 	bans, _ := service.OpListBans.Call(ctx, f.owner, struct{}{})
-	if len(bans) != 1 {
+	if len(bans) != 2 {
 		t.Fatalf("bans = %+v", bans)
+	}
+	if _, err := service.OpRemoveBan.Call(ctx, f.owner, service.AddrRequest{Addr: "198.51.100.0/24"}); err != nil {
+		t.Fatalf("lift a network ban: %v", err)
 	}
 	if _, err := service.OpRemoveBan.Call(ctx, f.owner, service.AddrRequest{Addr: "203.0.113.9"}); err != nil {
 		t.Fatal(err)
@@ -325,7 +339,7 @@ func TestBansLocksSuspensions(t *testing.T) {
 	for _, a := range f.audit() {
 		actions = append(actions, a.Action)
 	}
-	if got := strings.Join(actions, " "); got != "ban.add ban.remove extension.create extension.unlock extension.lift" {
+	if got := strings.Join(actions, " "); got != "ban.add ban.add ban.remove ban.remove extension.create extension.unlock extension.lift" {
 		t.Errorf("audit actions = %s", got)
 	}
 }

@@ -38,21 +38,38 @@ func (s *Service) why(ctx context.Context, _ Actor, req WhyRequest) (WhyResult, 
 		return WhyResult{Reasons: s.d.Explainer.Explain(addr, req.Extension, now), Live: true}, nil
 	}
 	var out []policy.Reason
-	if b, err := s.d.Store.Ban(ctx, addr, now); err == nil {
-		out = append(out, policy.Reason{Stage: "ban", Rule: b.Rule, Refuses: true, Message: b.Reason, Until: b.End, Lift: "veilig ban remove " + addr.String()})
-	} else if !errors.Is(err, store.ErrNotFound) {
+	bans, err := s.d.Store.ListBans(ctx, now)
+	if err != nil {
 		return WhyResult{}, storeErr("read bans", err)
+	}
+	for _, b := range bans {
+		switch {
+		case b.Net.IsValid() && b.Net.Contains(addr):
+			out = append(out, policy.Reason{Stage: policy.StageBan, Rule: b.Rule, Refuses: true, Message: "in the banned network " + b.Net.String() + ": " + b.Reason,
+				Until: b.End, Lift: "veilig ban remove " + b.Net.String()})
+		case b.Addr == addr:
+			out = append(out, policy.Reason{Stage: policy.StageBan, Rule: b.Rule, Refuses: true, Message: b.Reason, Until: b.End, Lift: "veilig ban remove " + addr.String()})
+		}
 	}
 	allow, _ := config.Prefixes(s.d.Config.Guard.AllowSources)
 	if len(allow) > 0 && !slices.ContainsFunc(allow, func(p netip.Prefix) bool { return p.Contains(addr) }) {
 		out = append(out, policy.Reason{Stage: "allowlist", Rule: "allow_sources", Refuses: true, Message: "outside guard.allow_sources", Lift: "add it to guard.allow_sources in the config"})
 	}
 	if ext := req.Extension; ext != "" {
-		if l, err := s.d.Store.Lock(ctx, ext, now); err == nil {
-			out = append(out, policy.Reason{Stage: "lockout", Rule: "account_locked", Refuses: true,
-				Message: "locked against new sources: " + l.Reason, Until: l.Until, Lift: "veilig ext unlock " + ext})
-		} else if !errors.Is(err, store.ErrNotFound) {
+		locks, err := s.d.Store.ListLocks(ctx, now)
+		if err != nil {
 			return WhyResult{}, storeErr("read locks", err)
+		}
+		for _, l := range locks {
+			switch {
+			case l.Account != ext:
+			case !l.Source.IsValid():
+				out = append(out, policy.Reason{Stage: policy.StageLockout, Rule: "account_locked", Refuses: true,
+					Message: "locked against new sources: " + l.Reason, Until: l.Until, Lift: "veilig ext unlock " + ext})
+			case l.Source == addr:
+				out = append(out, policy.Reason{Stage: policy.StageLockout, Rule: policy.RuleSourceLock, Refuses: true,
+					Message: "locked for " + addr.String() + " alone: " + l.Reason, Until: l.Until, Lift: "veilig ext unlock " + ext})
+			}
 		}
 		x, err := s.d.Store.Extension(ctx, ext)
 		switch {

@@ -55,7 +55,16 @@ type AuthOptions struct {
 	// by source address or on the connection Veilig opened to it).
 	// REGISTER is never trusted this way.
 	Trusted func(c Conn) (account string, ok bool)
-	Now     func() time.Time
+	// LocalHosts are the names and addresses this server answers to (the
+	// domain, the advertised host, listen addresses): a digest uri naming
+	// one of them matches a Request-URI naming another (see
+	// digestURIMatches). The address a request arrived on always counts.
+	LocalHosts []string
+	// InsecureURIWithoutUser (auth.insecure_digest_uri_without_user)
+	// accepts a digest uri that names this server but no user for a
+	// Request-URI with one (sipp 3.6.1).
+	InsecureURIWithoutUser bool
+	Now                    func() time.Time
 }
 
 // AuthGate challenges every request outside a dialog, whatever its method,
@@ -70,7 +79,7 @@ func AuthGate(o AuthOptions) Middleware {
 		o.MD5Only[i] = strings.ToLower(s)
 	}
 	opaque := hex.EncodeToString(hmacSum(o.Key, "opaque")[:8])
-	g := &authGate{o: o, opaque: opaque, successes: throttle.New[string](time.Hour, 0, 1<<18)}
+	g := &authGate{o: o, opaque: opaque, local: newLocalHosts(o.LocalHosts), successes: throttle.New[string](time.Hour, 0, 1<<18)}
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, r *Request) error {
 			if inDialog(r.Request) {
@@ -95,6 +104,7 @@ func AuthGate(o AuthOptions) Middleware {
 type authGate struct {
 	o      AuthOptions
 	opaque string
+	local  *localHosts
 	// successes throttles auth.success events: refreshes are not news,
 	// a new source is.
 	successes *throttle.Throttle[string]
@@ -160,7 +170,14 @@ func (g *authGate) check(r *Request) (string, bool) {
 	if !known {
 		ha1 = auth.FakeHA1(creds.Algorithm, creds.Username, g.o.Realm, g.o.Key)
 	}
-	valid := auth.Verify(creds, string(r.Method), ha1) && known
+	// The digest must have been computed for this request's target: a
+	// mismatch takes the wrong password's path, answer and accounting.
+	arrived := r.Conn.Local().Addr()
+	isLocal := func(h string) bool { return g.local.is(h, arrived) }
+	uriOK := digestURIMatches(creds.URI, &r.Recipient, isLocal) ||
+		(g.o.InsecureURIWithoutUser && userlessLocalURI(creds.URI, &r.Recipient, isLocal))
+	verified := auth.Verify(creds, string(r.Method), ha1) && known
+	valid := verified && uriOK
 	switch g.o.Nonces.Check(creds.Nonce, nc, now, peer.Addr().String()) {
 	case auth.NonceOK:
 	case auth.NonceStale:
@@ -179,7 +196,11 @@ func (g *authGate) check(r *Request) (string, bool) {
 		return "", false
 	}
 	if !valid {
-		g.fail(r, chCode, creds.Username, "wrong credentials")
+		reason := "wrong credentials"
+		if verified {
+			reason = "digest uri does not match the Request-URI"
+		}
+		g.fail(r, chCode, creds.Username, reason)
 		return "", false
 	}
 	// The authenticated account must be the identity the request claims.

@@ -55,6 +55,60 @@ type Guard interface {
 	// Request decides about a request before any transaction is made:
 	// new-transaction budgets and scanner fingerprints.
 	Request(r *Request, now time.Time) Verdict
+	// Known reports a source that has authenticated recently: its new
+	// connections are admitted before strangers' when the edge is full.
+	Known(addr netip.Addr) bool
+	// Connection hears what the admission and the deadlines did to a
+	// stream connection (to count, report and detect a sustained flood).
+	Connection(ev ConnEvent)
+}
+
+// ConnEventKind says what happened to a stream connection.
+type ConnEventKind int
+
+// What the admission and the deadlines do to connections.
+const (
+	// ConnEvicted: at the connection limit, a connection that never
+	// authenticated was closed to admit a newcomer.
+	ConnEvicted ConnEventKind = iota + 1
+	// ConnRefused: at the limit, with nothing to evict, a newcomer was
+	// closed before its handshake.
+	ConnRefused
+	// ConnMessageTimeout: a message was not complete within
+	// sip.message_timeout of its first byte.
+	ConnMessageTimeout
+	// ConnAuthTimeout: no request authenticated within sip.auth_timeout
+	// of the handshake.
+	ConnAuthTimeout
+)
+
+func (k ConnEventKind) String() string {
+	switch k {
+	case ConnEvicted:
+		return "evicted"
+	case ConnRefused:
+		return "refused"
+	case ConnMessageTimeout:
+		return "message_timeout"
+	case ConnAuthTimeout:
+		return "auth_timeout"
+	}
+	return "unknown"
+}
+
+// ConnEvent is one thing done to a stream connection.
+type ConnEvent struct {
+	Kind ConnEventKind
+	// Peer is the connection it was done to (the evicted one, the
+	// refused newcomer, the slow peer).
+	Peer netip.AddrPort
+	// Newcomer is who took an evicted connection's place.
+	Newcomer netip.AddrPort
+	// Age is how long the connection had been open.
+	Age time.Duration
+	// Open and Limit describe the admission at the time.
+	Open, Limit int
+	At          time.Time
 }
 
 func (e *Edge) recoverStage(next Handler) Handler {
@@ -163,6 +217,13 @@ func (e *Edge) transactionStage(next Handler) Handler {
 	return HandlerFunc(func(ctx context.Context, r *Request) error {
 		req, c := r.Request, r.Conn
 		key := serverKey(req, string(req.Method))
+		if r.Account != "" {
+			// The auth stage vouched for the request: its connection
+			// has authenticated (deadline off, never evicted).
+			if sc, ok := r.Conn.(*streamConn); ok {
+				sc.authenticated()
+			}
+		}
 		tx, created := e.txs.serverTx(key, func() *ServerTx {
 			tx := &ServerTx{key: key, edge: e, conn: c, req: req, invite: req.Method == sip.INVITE}
 			tx.expires = r.Received.Add(5 * time.Minute)

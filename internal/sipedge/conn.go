@@ -53,7 +53,9 @@ func (c *udpConn) Send(b []byte) error {
 
 // streamConn is one accepted TCP or TLS connection. Writes are serialised
 // and buffered; a write that cannot finish within writeTimeout closes the
-// connection so one stalled peer never holds a sender.
+// connection so one stalled peer never holds a sender. The write buffer
+// is taken from a pool only while writes are held (see cork) and given
+// back once flushed, so an idle connection keeps none.
 type streamConn struct {
 	c         net.Conn
 	id        string
@@ -62,11 +64,12 @@ type streamConn struct {
 	local     netip.AddrPort
 
 	mu sync.Mutex
-	w  *bufio.Writer
-	// corked holds writes in w while the reader works through what one
-	// read brought: the answers to a burst of requests then leave in one
-	// TLS record and one system call instead of one each.
-	corked bool
+	w  *bufio.Writer // nil unless writes are held
+	// corked counts holders of the cork (the reader while it works
+	// through what one read brought, a batch of answers): meanwhile
+	// writes stay in w, so the answers to a burst of requests leave in
+	// one TLS record and one system call instead of one each.
+	corked int
 	// heldSince is when the oldest write now held by the cork was made
 	// (zero: nothing held); onHeld hears when it becomes non-zero, so that
 	// a reader stuck in a long handler cannot hold other senders' messages
@@ -78,6 +81,13 @@ type streamConn struct {
 	// lastRead is unix seconds of the last received byte (keep-alives
 	// included), for idle accounting.
 	lastRead atomic.Int64
+
+	// authed is set once a request on the connection has authenticated
+	// (digest or a trusted trunk); until then authBy, when not zero, is
+	// the deadline for that, and the admission may evict it.
+	authed atomic.Bool
+	authBy time.Time
+	slot   *slot // its place in the admission; nil for dialled connections
 }
 
 const writeTimeout = 5 * time.Second
@@ -96,6 +106,8 @@ func (c *streamConn) Send(b []byte) error {
 	return err
 }
 
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8192) }}
+
 // send writes b, or keeps it in the buffer while corked; held reports that
 // b is the first write the cork holds.
 func (c *streamConn) send(b []byte) (held bool, err error) {
@@ -109,11 +121,21 @@ func (c *streamConn) send(b []byte) (held bool, err error) {
 	}
 	now := time.Now()
 	_ = c.c.SetWriteDeadline(now.Add(writeTimeout))
+	if c.corked == 0 && c.w == nil {
+		if _, err := c.c.Write(b); err != nil {
+			c.closeLocked()
+			return false, err
+		}
+		return false, nil
+	}
+	if c.w == nil {
+		c.w = newWriter(c.c)
+	}
 	if _, err := c.w.Write(b); err != nil {
 		c.closeLocked()
 		return false, err
 	}
-	if c.corked {
+	if c.corked > 0 {
 		if c.heldSince.IsZero() && c.w.Buffered() > 0 {
 			c.heldSince = now
 			return true, nil
@@ -123,12 +145,25 @@ func (c *streamConn) send(b []byte) (held bool, err error) {
 	return false, c.flushLocked()
 }
 
+// flushLocked writes what w holds and gives w back to the pool.
 func (c *streamConn) flushLocked() error {
+	if c.w == nil {
+		return nil
+	}
 	if err := c.w.Flush(); err != nil {
 		c.closeLocked()
 		return err
 	}
+	c.releaseWriter()
 	return nil
+}
+
+func (c *streamConn) releaseWriter() {
+	if c.w != nil {
+		c.w.Reset(nil)
+		writerPool.Put(c.w)
+		c.w = nil
+	}
 }
 
 func (c *streamConn) Close() {
@@ -143,8 +178,20 @@ func (c *streamConn) closeLocked() {
 	}
 	_ = c.c.Close()
 	c.heldSince = time.Time{}
+	c.releaseWriter()
 	if c.onGone != nil {
 		c.onGone(c)
+	}
+}
+
+// authenticated records that a request on c authenticated: its deadline
+// for that ends and the admission no longer evicts it for newcomers.
+func (c *streamConn) authenticated() {
+	if c.authed.Swap(true) {
+		return
+	}
+	if c.slot != nil {
+		c.slot.adm.authenticated(c.slot)
 	}
 }
 

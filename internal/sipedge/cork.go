@@ -9,16 +9,23 @@ import (
 // each read with the two.
 func (c *streamConn) cork() {
 	c.mu.Lock()
-	c.corked = true
+	c.corked++
 	c.mu.Unlock()
 }
 
 func (c *streamConn) uncork() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.corked = false
+	if c.corked--; c.corked > 0 {
+		return
+	}
+	c.corked = 0
 	c.heldSince = time.Time{}
-	if c.closed.Load() || c.w.Buffered() == 0 {
+	if c.closed.Load() || c.w == nil {
+		return
+	}
+	if c.w.Buffered() == 0 {
+		c.releaseWriter()
 		return
 	}
 	_ = c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
@@ -38,7 +45,7 @@ func (c *streamConn) flushHeld(now time.Time, limit time.Duration) bool {
 		return true
 	}
 	c.heldSince = time.Time{}
-	if c.w.Buffered() > 0 {
+	if c.w != nil && c.w.Buffered() > 0 {
 		_ = c.c.SetWriteDeadline(now.Add(writeTimeout))
 		_ = c.flushLocked()
 	}
@@ -91,4 +98,36 @@ func (h *heldConns) flush(now time.Time) {
 		c.mu.Unlock()
 	}
 	h.mu.Unlock()
+}
+
+// Hold keeps what is sent on conns from now until the returned release
+// is called, so that answers sent together (a batch of registrations
+// just committed) leave in as few writes as possible: one TLS record per
+// connection, one sendmmsg per UDP socket. Nothing waits longer than
+// maxHold either way.
+func Hold(conns ...Conn) (release func()) {
+	streams := make(map[*streamConn]struct{})
+	outs := make(map[*udpOut]struct{})
+	for _, c := range conns {
+		switch c := c.(type) {
+		case *streamConn:
+			if _, ok := streams[c]; !ok {
+				streams[c] = struct{}{}
+				c.cork()
+			}
+		case *udpConn:
+			if _, ok := outs[c.out]; !ok && c.out != nil {
+				outs[c.out] = struct{}{}
+				c.out.begin()
+			}
+		}
+	}
+	return func() {
+		for c := range streams {
+			c.uncork()
+		}
+		for o := range outs {
+			o.flush()
+		}
+	}
 }

@@ -6,6 +6,7 @@
 package sipedge
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/veilig/veilig/internal/lifecycle"
 )
 
 // Options configure an Edge. Listen addresses left empty are off.
@@ -28,9 +31,23 @@ type Options struct {
 	TLSConfig                       *tls.Config
 	// AdvertiseHost goes into Via and Contact when a listener is bound to
 	// an unspecified address.
-	AdvertiseHost  string
-	UserAgent      string
-	IdleTimeout    time.Duration
+	AdvertiseHost string
+	UserAgent     string
+	IdleTimeout   time.Duration
+	// MessageTimeout bounds the time from a message's first byte on a
+	// stream to its last (5 s when zero); keep-alives do not extend it.
+	MessageTimeout time.Duration
+	// AuthTimeout closes an accepted stream connection on which no
+	// request has authenticated this long after its handshake (30 s when
+	// zero; only with Auth set); keep-alives do not extend it.
+	AuthTimeout time.Duration
+	// MaxConnections bounds the accepted stream connections (see
+	// Admission); zero means no bound. Ignored when Admission is set.
+	MaxConnections int
+	// Admission is the connection table, when others must ask it before
+	// the edge exists (the defences ask which sources hold authenticated
+	// connections); nil makes one of MaxConnections.
+	Admission      *Admission
 	MaxMessageSize int
 	UDPWorkers     int
 	UDPReadBuffer  int
@@ -53,17 +70,21 @@ type Edge struct {
 	log       *slog.Logger
 	parser    *sip.Parser
 	listeners []*listener
-	conns     *connTable
-	held      heldConns
-	txs       *txTable
-	metrics   Metrics
-	routeIP   sync.Map // netip.Addr -> netip.Addr: local address facing a peer
-	chain     Handler  // the guard chain in front of opts.Handler
+	// serving counts listener loops running (Serving).
+	serving atomic.Int32
+	conns   *connTable
+	held    heldConns
+	txs     *txTable
+	metrics Metrics
+	adm     *Admission
+	routeIP sync.Map // netip.Addr -> netip.Addr: local address facing a peer
+	chain   Handler  // the guard chain in front of opts.Handler
 }
 
 // Metrics are the edge's counters.
 type Metrics struct {
 	received, malformed, oversized, tlsFailures, sendErrors, panics, stray, dropped, rejected atomic.Uint64
+	messageTimeouts, authTimeouts                                                             atomic.Uint64
 }
 
 // New validates options and binds the listeners, so configuration errors
@@ -80,6 +101,12 @@ func New(opts Options) (*Edge, error) {
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 5 * time.Minute
+	}
+	if opts.MessageTimeout <= 0 {
+		opts.MessageTimeout = 5 * time.Second
+	}
+	if opts.AuthTimeout <= 0 {
+		opts.AuthTimeout = 30 * time.Second
 	}
 	if opts.MaxMessageSize <= 0 || opts.MaxMessageSize > 65535 {
 		opts.MaxMessageSize = 65535
@@ -98,6 +125,7 @@ func New(opts Options) (*Edge, error) {
 		parser: p,
 		conns:  newConnTable(),
 		txs:    newTxTable(),
+		adm:    cmp.Or(opts.Admission, NewAdmission(opts.MaxConnections)),
 	}
 	e.chain = Chain(opts.Handler, e.stages()...)
 	if err := e.listen(); err != nil {
@@ -138,8 +166,10 @@ func (e *Edge) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, l := range e.listeners {
 		wg.Add(1)
+		e.serving.Add(1)
 		go func() {
 			defer wg.Done()
+			defer e.serving.Add(-1)
 			if l.udp != nil {
 				e.serveUDP(ctx, l)
 			} else {
@@ -148,12 +178,22 @@ func (e *Edge) Serve(ctx context.Context) error {
 		}()
 	}
 	wg.Add(2)
-	go func() { defer wg.Done(); every(ctx, maxHold, e.held.flush) }()
-	go func() { defer wg.Done(); every(ctx, time.Second, func(now time.Time) { e.txs.sweep(now) }) }()
+	go func() { defer wg.Done(); _ = lifecycle.Every(ctx, maxHold, e.held.flush) }()
+	go func() {
+		defer wg.Done()
+		_ = lifecycle.Every(ctx, time.Second, func(now time.Time) { e.txs.sweep(now) })
+	}()
 	<-ctx.Done()
 	e.conns.closeAll()
 	wg.Wait()
 	return nil
+}
+
+// Serving reports whether every listener is accepting (for a readiness
+// probe): false before Serve, after it, and once any listener's loop has
+// ended.
+func (e *Edge) Serving() bool {
+	return len(e.listeners) > 0 && int(e.serving.Load()) == len(e.listeners)
 }
 
 // Stats reports live transactions and connections.
@@ -169,8 +209,17 @@ func (e *Edge) MetricsSnapshot() map[string]uint64 {
 		"received": m.received.Load(), "malformed": m.malformed.Load(), "oversized": m.oversized.Load(),
 		"tls_failures": m.tlsFailures.Load(), "send_errors": m.sendErrors.Load(), "panics": m.panics.Load(),
 		"stray": m.stray.Load(), "dropped": m.dropped.Load(), "rejected": m.rejected.Load(),
+		"message_timeouts": m.messageTimeouts.Load(), "auth_timeouts": m.authTimeouts.Load(),
+		"connections_evicted": e.adm.evicted.Load(), "connections_refused": e.adm.refused.Load(),
 	}
 }
+
+// AuthenticatedFrom reports whether a stream connection from addr has
+// authenticated a request (a device registered or calling on it).
+func (e *Edge) AuthenticatedFrom(addr netip.Addr) bool { return e.adm.authenticatedFrom(addr.Unmap()) }
+
+// Admission reports the connection limit and what it has done.
+func (e *Edge) Admission() AdmissionStats { return e.adm.stats() }
 
 // ConnFor finds the way back to a device: its own stream connection by ID,
 // or the UDP socket towards its source. It never dials; ok is false when

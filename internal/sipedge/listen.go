@@ -214,17 +214,50 @@ func (e *Edge) serveStream(ctx context.Context, l *listener) {
 			_ = nc.Close()
 			continue
 		}
-		go e.serveConn(ctx, l, nc, peer)
+		now := time.Now()
+		known := e.opts.Guard != nil && e.opts.Guard.Known(peer.Addr())
+		s, victim, ok := e.adm.admit(nc, peer, known, now)
+		if !ok {
+			// Full of connections that have all authenticated.
+			if e.opts.Guard != nil {
+				e.opts.Guard.Release(peer.Addr())
+			}
+			_ = nc.Close()
+			e.connEvent(ConnEvent{Kind: ConnRefused, Peer: peer, At: now})
+			continue
+		}
+		if victim != nil {
+			_ = victim.nc.Close() // its goroutine ends and releases the rest
+			e.connEvent(ConnEvent{Kind: ConnEvicted, Peer: victim.peer, Newcomer: peer, Age: now.Sub(victim.at), At: now})
+		}
+		go e.serveConn(ctx, l, nc, peer, s)
 	}
 }
 
-func (e *Edge) serveConn(ctx context.Context, l *listener, nc net.Conn, peer netip.AddrPort) {
+// connEvent counts ev and tells the guard.
+func (e *Edge) connEvent(ev ConnEvent) {
+	switch ev.Kind {
+	case ConnMessageTimeout:
+		e.metrics.messageTimeouts.Add(1)
+	case ConnAuthTimeout:
+		e.metrics.authTimeouts.Add(1)
+	}
+	if e.opts.Guard == nil {
+		return
+	}
+	st := e.adm.stats()
+	ev.Open, ev.Limit = st.Open, st.Limit
+	e.opts.Guard.Connection(ev)
+}
+
+func (e *Edge) serveConn(ctx context.Context, l *listener, nc net.Conn, peer netip.AddrPort, s *slot) {
+	defer e.adm.release(s)
 	if e.opts.Guard != nil {
 		defer e.opts.Guard.Release(peer.Addr())
 	}
 	if l.transport == "tls" {
 		tc := tls.Server(nc, e.opts.TLSConfig)
-		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
@@ -236,9 +269,21 @@ func (e *Edge) serveConn(ctx context.Context, l *listener, nc net.Conn, peer net
 		nc = tc
 	}
 	sc := e.newStreamConn(nc, l.transport, peer)
+	sc.slot = s
+	if e.opts.Auth != nil {
+		sc.authBy = time.Now().Add(e.opts.AuthTimeout)
+	}
 	defer sc.Close()
 	e.readLoop(ctx, sc, e.opts.IdleTimeout)
 }
+
+// handshakeTimeout bounds a TLS handshake.
+const handshakeTimeout = 10 * time.Second
+
+// readSize is what one read asks for. A connection holds only this while
+// idle (the framer and writer hold nothing then); TLS hands out a record
+// in as many reads as it takes, from memory.
+const readSize = 2048
 
 func (e *Edge) newStreamConn(nc net.Conn, transport string, peer netip.AddrPort) *streamConn {
 	sc := &streamConn{
@@ -250,31 +295,51 @@ func (e *Edge) newStreamConn(nc net.Conn, transport string, peer netip.AddrPort)
 		onGone:    e.conns.remove,
 		onHeld:    e.held.add,
 	}
-	sc.w = newWriter(nc)
 	e.conns.add(sc)
 	return sc
 }
 
-// readLoop frames, parses and handles messages until the connection ends
-// or stays silent for idle.
+// readLoop frames, parses and handles messages until the connection ends,
+// stays silent for idle, takes longer than the message timeout to finish a
+// message, or (an accepted connection) has not authenticated a request by
+// its deadline. Keep-alives count as traffic for idle only.
 func (e *Edge) readLoop(ctx context.Context, sc *streamConn, idle time.Duration) {
 	nc := sc.c
 	fr := framer{max: e.opts.MaxMessageSize}
-	buf := make([]byte, 16384)
+	buf := make([]byte, readSize)
 	for {
-		_ = nc.SetReadDeadline(time.Now().Add(idle))
+		now := time.Now()
+		deadline, why := now.Add(idle), ConnEventKind(0)
+		if fr.pending() {
+			if d := fr.started.Add(e.opts.MessageTimeout); d.Before(deadline) {
+				deadline, why = d, ConnMessageTimeout
+			}
+		}
+		if !sc.authBy.IsZero() && !sc.authed.Load() && sc.authBy.Before(deadline) {
+			deadline, why = sc.authBy, ConnAuthTimeout
+		}
+		_ = nc.SetReadDeadline(deadline)
 		n, err := nc.Read(buf)
 		if n > 0 {
-			sc.lastRead.Store(time.Now().Unix())
+			now = time.Now()
+			sc.lastRead.Store(now.Unix())
 			sc.cork()
-			ok := e.consume(ctx, sc, &fr, buf[:n])
+			ok := e.consume(ctx, sc, &fr, buf[:n], now)
 			sc.uncork()
 			if !ok {
 				return
 			}
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			var ne net.Error
+			if why != 0 && errors.As(err, &ne) && ne.Timeout() {
+				e.log.Debug("connection closed", "conn", sc.id, "why", why.String())
+				age := time.Duration(0)
+				if sc.slot != nil {
+					age = now.Sub(sc.slot.at)
+				}
+				e.connEvent(ConnEvent{Kind: why, Peer: sc.peer, Age: age, At: time.Now()})
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				e.log.Debug("connection read ended", "conn", sc.id, "err", err)
 			}
 			return
@@ -285,16 +350,16 @@ func (e *Edge) readLoop(ctx context.Context, sc *streamConn, idle time.Duration)
 // consume handles every whole message the new bytes complete. It returns
 // false when the connection must be closed (framing lost, a message too
 // large, or the source banned).
-func (e *Edge) consume(ctx context.Context, sc *streamConn, fr *framer, data []byte) bool {
+func (e *Edge) consume(ctx context.Context, sc *streamConn, fr *framer, data []byte, now time.Time) bool {
 	// RFC 5626 double-CRLF ping between messages: answer with a CRLF pong.
-	if len(fr.buf) == 0 && isKeepAlive(data) {
+	if !fr.pending() && isKeepAlive(data) {
 		if len(data) >= 4 {
 			_ = sc.Send([]byte("\r\n"))
 		}
 		return true
 	}
 	fr.push(data)
-	defer fr.compact()
+	defer fr.compact(now)
 	for {
 		raw, err := fr.next()
 		switch {

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/veilig/veilig/internal/lifecycle"
 )
 
 // A batch written on a wildcard (dual-stack) socket reaches an IPv4 peer, and
@@ -103,7 +105,7 @@ func TestCorkedStreamIsFlushed(t *testing.T) {
 	var held heldConns
 	sc := &streamConn{c: server, w: newWriter(server), onHeld: held.add}
 	defer sc.Close()
-	go every(t.Context(), maxHold, held.flush)
+	go lifecycle.Every(t.Context(), maxHold, held.flush)
 	sc.cork() // the reader never uncorks: stuck in a handler
 	arrivesSoon(t, sc, client, "INVITE")
 	held.mu.Lock()

@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+
+	"github.com/veilig/veilig/internal/lifecycle"
 )
 
 // udpOut collects the datagrams a UDP socket sends while its readers handle
@@ -92,7 +94,7 @@ const maxHold = 5 * time.Millisecond
 
 // flusher writes datagrams that have waited maxHold, until ctx ends.
 func (o *udpOut) flusher(ctx context.Context) {
-	every(ctx, maxHold, func(now time.Time) {
+	_ = lifecycle.Every(ctx, maxHold, func(now time.Time) {
 		o.mu.Lock()
 		if o.n > 0 && now.Sub(o.since) >= maxHold {
 			o.writeLocked()

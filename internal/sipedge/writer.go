@@ -9,7 +9,13 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-func newWriter(c net.Conn) *bufio.Writer { return bufio.NewWriterSize(c, 8192) }
+// newWriter takes a write buffer for c from the pool; streamConn gives it
+// back once flushed.
+func newWriter(c net.Conn) *bufio.Writer {
+	w := writerPool.Get().(*bufio.Writer)
+	w.Reset(c)
+	return w
+}
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 

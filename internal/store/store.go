@@ -67,7 +67,9 @@ type Suspension struct {
 
 // Ban is a source address refused at the edge until End.
 type Ban struct {
-	Addr   netip.Addr
+	Addr netip.Addr
+	// Net is set, and Addr zero, for the ban of a whole network.
+	Net    netip.Prefix
 	Rule   string   // e.g. "bruteforce", "scanner", "manual"
 	Reason string   // for a person
 	Cause  []string // the events that led to it
@@ -76,9 +78,12 @@ type Ban struct {
 	Level  int // escalation step
 }
 
-// Lock is an account locked against new sources until Until.
+// Lock is an account locked against new sources until Until or, when
+// Source is set, locked for that one source address (a failing device
+// behind an address whose other devices keep working).
 type Lock struct {
 	Account string
+	Source  netip.Addr // zero: the account-wide lock
 	Until   time.Time
 	Level   int
 	Reason  string
@@ -276,16 +281,29 @@ type Bans interface {
 	SaveBan(ctx context.Context, b Ban) error
 	DeleteBan(ctx context.Context, addr netip.Addr) error // ErrNotFound if absent
 	Ban(ctx context.Context, addr netip.Addr, now time.Time) (Ban, error)
+	// NetBan and DeleteNetBan are Ban and DeleteBan for network bans
+	// (Ban.Net), keyed by the masked prefix.
+	NetBan(ctx context.Context, p netip.Prefix, now time.Time) (Ban, error)
+	DeleteNetBan(ctx context.Context, p netip.Prefix) error
 	ListBans(ctx context.Context, now time.Time) ([]Ban, error)
 }
 
-// Locks are account lockouts. SaveLock upserts by account; ListLocks
-// returns only those in force at now.
+// Locks are account lockouts: account-wide, or for one source address
+// (Lock.Source). SaveLock upserts by account and source; DeleteLock
+// removes the account's lock and its source locks; Lock returns the
+// account-wide lock; ListLocks returns every lock in force at now, by
+// account, the account-wide lock before source locks.
 type Locks interface {
 	SaveLock(ctx context.Context, l Lock) error
 	DeleteLock(ctx context.Context, account string) error // ErrNotFound if absent
 	Lock(ctx context.Context, account string, now time.Time) (Lock, error)
 	ListLocks(ctx context.Context, now time.Time) ([]Lock, error)
+}
+
+// GuardSaver saves the bans and locks of a burst of security decisions in
+// one transaction, so they are durable with one commit.
+type GuardSaver interface {
+	SaveGuard(ctx context.Context, bans []Ban, locks []Lock) error
 }
 
 // Suspensions of outbound calling; SaveSuspension upserts.
@@ -356,6 +374,7 @@ type Store interface {
 	Events
 	Bans
 	Locks
+	GuardSaver
 	Suspensions
 	Trunks
 	AuditReader

@@ -35,8 +35,9 @@ type End struct {
 
 // TickResult is what a Tick found.
 type TickResult struct {
-	End    []End
-	Events []events.Event
+	End     []End
+	Events  []events.Event
+	Effects []Effect // for the caller to carry out (suspensions to persist)
 }
 
 // CallAnswered records when the far end answered, from which talk time
@@ -153,6 +154,7 @@ func (g *Guard) Tick(now time.Time) TickResult {
 		}
 	}
 	res.Events = append(res.Events, g.checkMinutes("", &g.total, now, lt)...)
+	res.Effects = g.takeEffects()
 	return res
 }
 
@@ -193,6 +195,7 @@ func (g *Guard) tripSpend(p *party, isExt bool, ext, trunk string, now time.Time
 func (g *Guard) trip(p *party, ext, why string, now time.Time) events.Event {
 	if g.cfg.trip == Suspend && p.suspended == "" {
 		p.suspended = why
+		g.effects = append(g.effects, SuspendExtension{Extension: ext, Reason: why, At: now})
 		return event(now, events.FraudTripped, ext,
 			"outbound calling of "+ext+" suspended until an admin lifts it: "+why, "action", string(Suspend), "reason", why)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
+
+	"github.com/veilig/veilig/internal/config"
 )
 
 // Class is an extension's class of service: how far it may call.
@@ -43,10 +45,10 @@ const Unlimited = -1
 // Limits bound the outbound calling of one extension or one trunk. Every
 // field must be positive or Unlimited.
 type Limits struct {
-	Concurrent  int           `yaml:"concurrent"`   // calls up at once
-	PerMinute   int           `yaml:"per_minute"`   // new calls admitted in any 60 s
-	MaxDuration time.Duration `yaml:"max_duration"` // talk time before the call is ended
-	DailyBudget float64       `yaml:"daily_budget"` // estimated spend per local day, in Rates.Currency
+	Concurrent  int           // calls up at once
+	PerMinute   int           // new calls admitted in any 60 s
+	MaxDuration time.Duration // talk time before the call is ended
+	DailyBudget float64       // estimated spend per local day, in Rates.Currency
 }
 
 // Rates is the per-minute price table used to estimate spend. It is an
@@ -54,29 +56,29 @@ type Limits struct {
 // CountryTypes["DE/mobile"], Types["toll_free"], Countries["DE"], then
 // National, EU or Default by the destination's class.
 type Rates struct {
-	Currency     string                 `yaml:"currency"` // a label only
-	National     float64                `yaml:"national"`
-	EU           float64                `yaml:"eu"`
-	Default      float64                `yaml:"default"`
-	Types        map[NumberType]float64 `yaml:"types"`         // types priced alike everywhere (toll_free: 0)
-	Countries    map[string]float64     `yaml:"countries"`     // ISO 3166-1 -> rate
-	CountryTypes map[string]float64     `yaml:"country_types"` // "DE/mobile" -> rate
+	Currency     string // a label only
+	National     float64
+	EU           float64
+	Default      float64
+	Types        map[NumberType]float64 // types priced alike everywhere (toll_free: 0)
+	Countries    map[string]float64     // ISO 3166-1 -> rate
+	CountryTypes map[string]float64     // "DE/mobile" -> rate
 }
 
 // BusinessHours limits international calling to the tenant's opening
 // hours, when most account takeovers are noticed quickly.
 type BusinessHours struct {
-	Enabled bool     `yaml:"enabled"`
-	Windows []Window `yaml:"windows"` // local time in Config.TimeZone
-	Action  Action   `yaml:"action"`  // Refuse or Alert outside the windows
+	Enabled bool
+	Windows []Window // local time in Config.TimeZone
+	Action  Action   // Refuse or Alert outside the windows
 }
 
 // Window is an opening period on some weekdays, "08:00" to "18:00"
 // (End may be "24:00"; Start must be before End).
 type Window struct {
-	Days  []time.Weekday `yaml:"days"`
-	Start string         `yaml:"start"`
-	End   string         `yaml:"end"`
+	Days  []time.Weekday
+	Start string
+	End   string
 }
 
 // Anomaly configures volume alerts: an hour is anomalous when its count is
@@ -84,61 +86,72 @@ type Window struct {
 // that hour of the week. The floors keep quiet hours (baseline near zero)
 // from alerting on a handful of calls.
 type Anomaly struct {
-	Factor           float64 `yaml:"factor"`
-	ExtensionCalls   int     `yaml:"extension_calls"`
-	ExtensionMinutes float64 `yaml:"extension_minutes"`
-	TotalCalls       int     `yaml:"total_calls"`
-	TotalMinutes     float64 `yaml:"total_minutes"`
+	Factor           float64
+	ExtensionCalls   int
+	ExtensionMinutes float64
+	TotalCalls       int
+	TotalMinutes     float64
 }
 
 // Config is the tenant's toll-fraud policy. Start from Default.
 type Config struct {
 	// DefaultCountry (ISO 3166-1) interprets national formats and defines
 	// "national". Required.
-	DefaultCountry string `yaml:"default_country"`
+	DefaultCountry string
 	// TimeZone (IANA) sets local midnight for budgets, business hours and
 	// the hour of the week for baselines. Empty means UTC.
-	TimeZone string `yaml:"time_zone"`
+	TimeZone string
 	// AllowPrefixes are E.164 prefixes ("+88216", "+5355") that lift the
 	// premium-rate, blocked-type, satellite, international-network and
 	// high-risk blocks. Each must contain a whole country code, so no entry
 	// can open several countries at once. Class of service still applies.
-	AllowPrefixes []string `yaml:"allow_prefixes"`
+	AllowPrefixes []string
 	// HighRiskCountries are refused for every class. Nil means
 	// DefaultHighRisk(); an empty list means none.
-	HighRiskCountries []string `yaml:"high_risk_countries"`
+	HighRiskCountries []string
 	// BlockedTypes are refused for every class. Nil means premium_rate only;
 	// personal and shared_cost are candidates where they are abused (UK 070).
-	BlockedTypes []NumberType `yaml:"blocked_types"`
+	BlockedTypes []NumberType
 
-	Extension  Limits            `yaml:"extension"`  // every extension
-	Extensions map[string]Limits `yaml:"extensions"` // replaces Extension for one extension
-	Trunk      Limits            `yaml:"trunk"`      // every trunk
-	Trunks     map[string]Limits `yaml:"trunks"`     // replaces Trunk for one trunk
+	Extension  Limits            // every extension
+	Extensions map[string]Limits // replaces Extension for one extension
+	Trunk      Limits            // every trunk
+	Trunks     map[string]Limits // replaces Trunk for one trunk
 
-	Rates         Rates         `yaml:"rates"`
-	BusinessHours BusinessHours `yaml:"business_hours"`
-	Anomaly       Anomaly       `yaml:"anomaly"`
+	Rates         Rates
+	BusinessHours BusinessHours
+	Anomaly       Anomaly
 	// Trip is what happens when an extension trips on volume or spend:
 	// Suspend (until an admin lifts it) or Alert only.
-	Trip Action `yaml:"trip"`
+	Trip Action
 }
 
 // Default returns the secure defaults for a tenant in country (ISO
-// 3166-1). The numbers are sized for one agent per extension: two calls at
-// once, six new calls a minute, two hours of talk, 25 a day.
+// 3166-1): the fraud section's defaults (config.Default, where the limits
+// and rates are written once) applied to the guard.
 func Default(country string) Config {
-	return Config{
-		DefaultCountry:    country,
+	f := config.Default().Fraud
+	f.Country = country
+	return FromConfig(f)
+}
+
+// FromConfig is the guard's policy for the config file's fraud section:
+// its limits, rates and switches, with the lists and windows that the
+// file does not carry.
+func FromConfig(f config.Fraud) Config {
+	c := Config{
+		DefaultCountry:    f.Country,
+		TimeZone:          f.TimeZone,
+		AllowPrefixes:     append([]string(nil), f.AllowPrefixes...),
 		HighRiskCountries: DefaultHighRisk(),
 		BlockedTypes:      []NumberType{PremiumRate},
-		Extension:         Limits{Concurrent: 2, PerMinute: 6, MaxDuration: 2 * time.Hour, DailyBudget: 25},
-		Trunk:             Limits{Concurrent: 100, PerMinute: 120, MaxDuration: 4 * time.Hour, DailyBudget: 500},
+		Extension:         Limits{Concurrent: f.ExtensionConcurrent, PerMinute: f.ExtensionPerMinute, MaxDuration: f.ExtensionMaxDuration, DailyBudget: f.ExtensionDailyBudget},
+		Trunk:             Limits{Concurrent: f.TrunkConcurrent, PerMinute: f.TrunkPerMinute, MaxDuration: f.TrunkMaxDuration, DailyBudget: f.TrunkDailyBudget},
 		Rates: Rates{
 			Currency: "EUR",
-			National: 0.05,
-			EU:       0.15,
-			Default:  1.00, // unknown international: priced high so budgets bite early
+			National: f.RateNational,
+			EU:       f.RateEU,
+			Default:  f.RateDefault,
 			Types:    map[NumberType]float64{TollFree: 0},
 		},
 		BusinessHours: BusinessHours{
@@ -152,6 +165,16 @@ func Default(country string) Config {
 		Anomaly: Anomaly{Factor: 3, ExtensionCalls: 20, ExtensionMinutes: 90, TotalCalls: 200, TotalMinutes: 1500},
 		Trip:    Suspend,
 	}
+	switch f.BusinessHours {
+	case "off":
+		c.BusinessHours.Enabled = false
+	case "alert":
+		c.BusinessHours.Action = Alert
+	}
+	if f.Trip == "alert" {
+		c.Trip = Alert
+	}
+	return c
 }
 
 // Validate reports every impossible or unsafe setting at once.

@@ -73,6 +73,8 @@ type Decision struct {
 	// Events are to be emitted as they are: the refusal, emergency,
 	// new country, out-of-hours and trip alerts.
 	Events []events.Event
+	// Effects are for the caller to carry out (a suspension to persist).
+	Effects []Effect
 }
 
 // Guard is the toll-fraud policy of one tenant. It holds the state that
@@ -91,7 +93,8 @@ type Guard struct {
 	nextID   CallID
 	known    map[string]bool // destination countries the tenant has called
 	baseline baseline
-	total    party // tenant-wide hourly volume
+	total    party    // tenant-wide hourly volume
+	effects  []Effect // decided, not yet handed over (takeEffects)
 }
 
 // party is the state of one extension or trunk.
@@ -148,6 +151,14 @@ func New(cfg Config) (*Guard, error) {
 // first and always; then suspension; then destinations refused for every
 // class; then class of service and business hours; then the limits.
 func (g *Guard) Decide(req Request, now time.Time) Decision {
+	d := g.decide(req, now)
+	g.mu.Lock()
+	d.Effects = g.takeEffects()
+	g.mu.Unlock()
+	return d
+}
+
+func (g *Guard) decide(req Request, now time.Time) Decision {
 	k := g.cfg
 	class := req.Class
 	if class == "" {

@@ -228,7 +228,12 @@ func TestBudgetRefusalAndTrip(t *testing.T) {
 	if find(d.Events, EventBudgetReached) == nil || find(d.Events, EventTripped) == nil {
 		t.Errorf("events %v", types(d.Events))
 	}
-	f.mustRefuse("1001", National, "0612345678", 403, RuleSuspended)
+	if len(d.Effects) != 1 || d.Effects[0] != (SuspendExtension{Extension: "1001", Reason: "daily budget reached", At: f.now}) {
+		t.Errorf("effects %+v, want the one suspension to persist", d.Effects)
+	}
+	if r := f.mustRefuse("1001", National, "0612345678", 403, RuleSuspended); len(r.Effects) != 0 {
+		t.Errorf("a refusal of a suspended extension repeats effects: %+v", r.Effects)
+	}
 	f.mustAllow("1001", National, "112")
 	f.mustAllow("1002", International, "+49 30 12345678")
 
@@ -266,6 +271,9 @@ func TestBudgetCrossedInCall(t *testing.T) {
 	}
 	if _, ok := f.g.Suspended("1001"); !ok {
 		t.Error("not suspended after crossing the budget")
+	}
+	if len(res.Effects) != 1 || res.Effects[0].(SuspendExtension).Extension != "1001" {
+		t.Errorf("tick effects %+v, want 1001's suspension", res.Effects)
 	}
 	if again := f.g.Tick(f.now.Add(time.Second)); len(again.End) != 0 || len(again.Events) != 0 {
 		t.Errorf("repeated: %+v", again)

@@ -8,7 +8,9 @@
 // users.txt has user:password lines. Requests are retransmitted like a UA
 // would over UDP (RFC 3261 Timer E: 500 ms, 1 s, 2 s); a registration that
 // has no 200 within -timeout counts as failed. The summary is one JSON line
-// on stdout.
+// on stdout. With -acked FILE, every registration answered 200 is written
+// there at once as "user<TAB>contact" (for crash tests: each line is a
+// registration the server acknowledged).
 package main
 
 import (
@@ -54,7 +56,18 @@ func main() {
 	sockets := flag.Int("sockets", 32, "UDP sockets (NAT mappings) the agents share")
 	timeout := flag.Duration("timeout", 4*time.Second, "a registration without 200 within this fails")
 	expires := flag.Int("expires", 300, "Expires of each registration")
+	ackedPath := flag.String("acked", "", "append each registration answered 200 to this file")
 	flag.Parse()
+	var acked *os.File
+	if *ackedPath != "" {
+		f, err := os.OpenFile(*ackedPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "agents: acked:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		acked = f
+	}
 	users, err := readUsers(*usersFile)
 	if err != nil || len(users) == 0 {
 		fmt.Fprintln(os.Stderr, "agents: users:", err)
@@ -99,6 +112,11 @@ func main() {
 			d, code, rt, ok := register(s, u, *domain, *expires, *timeout)
 			mu.Lock()
 			defer mu.Unlock()
+			if ok && acked != nil {
+				// One write per line, unbuffered: the line exists as soon as
+				// the 200 has arrived.
+				_, _ = fmt.Fprintf(acked, "%s\tsip:%s@%s\n", u.name, u.name, s.c.LocalAddr().String())
+			}
 			retrans += rt
 			codes[code]++
 			if ok {

@@ -33,7 +33,10 @@ const maxHeld = 4096
 
 // Ban is one ban, active or remembered for escalation.
 type Ban struct {
-	Addr   netip.Addr
+	Addr netip.Addr
+	// Net is set, and Addr zero, for a ban of a whole network (made by an
+	// admin; the engine bans single addresses only).
+	Net    netip.Prefix
 	Rule   string
 	Reason string
 	// Cause lists the events that led to the ban, one short line each.
@@ -93,6 +96,7 @@ type Table struct {
 
 	mu   sync.RWMutex
 	bans map[netip.Addr]Ban
+	nets map[netip.Prefix]Ban // network bans: few, made by hand
 
 	hmu  sync.Mutex
 	hist *simplelru.LRU[netip.Addr, *history]
@@ -107,18 +111,42 @@ func New(cfg Config) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ipban: %w", err)
 	}
-	return &Table{cfg: cfg, bans: make(map[netip.Addr]Ban), hist: hist}, nil
+	return &Table{cfg: cfg, bans: make(map[netip.Addr]Ban), nets: make(map[netip.Prefix]Ban), hist: hist}, nil
 }
 
 // Banned returns the ban refusing addr at now, if any.
 func (t *Table) Banned(addr netip.Addr, now time.Time) (Ban, bool) {
 	t.mu.RLock()
-	b, ok := t.bans[addr]
-	t.mu.RUnlock()
-	if !ok || !b.Active(now) {
-		return Ban{}, false
+	defer t.mu.RUnlock()
+	if b, ok := t.bans[addr]; ok && b.Active(now) {
+		return b, true
 	}
-	return b, true
+	for p, b := range t.nets {
+		if p.Contains(addr) && b.Active(now) {
+			return b, true
+		}
+	}
+	return Ban{}, false
+}
+
+// AddNet bans every address of p for d (an admin's ban of a network).
+func (t *Table) AddNet(p netip.Prefix, rule, reason string, d time.Duration, now time.Time) Ban {
+	p = p.Masked()
+	b := Ban{Net: p, Rule: rule, Reason: reason, Start: now, End: now.Add(d)}
+	t.mu.Lock()
+	t.nets[p] = b
+	t.mu.Unlock()
+	return b
+}
+
+// RemoveNet lifts the ban of network p; it reports whether one was active.
+func (t *Table) RemoveNet(p netip.Prefix, now time.Time) bool {
+	p = p.Masked()
+	t.mu.Lock()
+	b, ok := t.nets[p]
+	delete(t.nets, p)
+	t.mu.Unlock()
+	return ok && b.Active(now)
 }
 
 // Failure counts one failed authentication and bans its source when it
@@ -223,8 +251,13 @@ func (t *Table) Remove(addr netip.Addr, now time.Time) bool {
 // listing.
 func (t *Table) Bans(now time.Time) []Ban {
 	t.mu.RLock()
-	out := make([]Ban, 0, len(t.bans))
+	out := make([]Ban, 0, len(t.bans)+len(t.nets))
 	for _, b := range t.bans {
+		if b.Active(now) {
+			out = append(out, b)
+		}
+	}
+	for _, b := range t.nets {
 		if b.Active(now) {
 			out = append(out, b)
 		}
@@ -234,7 +267,10 @@ func (t *Table) Bans(now time.Time) []Ban {
 		if c := a.Start.Compare(b.Start); c != 0 {
 			return c
 		}
-		return a.Addr.Compare(b.Addr)
+		if c := a.Addr.Compare(b.Addr); c != 0 {
+			return c
+		}
+		return a.Net.Addr().Compare(b.Net.Addr())
 	})
 	return out
 }
@@ -246,6 +282,13 @@ func (t *Table) Restore(bans []Ban) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, b := range bans {
+		if b.Net.IsValid() {
+			b.Net = b.Net.Masked()
+			if cur, ok := t.nets[b.Net]; !ok || !cur.End.After(b.End) {
+				t.nets[b.Net] = b
+			}
+			continue
+		}
 		if !b.Addr.IsValid() {
 			continue
 		}
@@ -261,7 +304,7 @@ func (t *Table) Restore(bans []Ban) {
 func (t *Table) Len() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return len(t.bans)
+	return len(t.bans) + len(t.nets)
 }
 
 func (t *Table) impose(addr netip.Addr, rule, reason string, cause []string, d time.Duration, now time.Time) Ban {

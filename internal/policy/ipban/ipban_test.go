@@ -247,3 +247,41 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestNetworkBan: a network ban refuses every address in it and none
+// outside, survives Restore, is listed, and lifts as a whole.
+func TestNetworkBan(t *testing.T) {
+	tb, err := New(Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	p := netip.MustParsePrefix("203.0.113.77/24") // masked to .0/24
+	b := tb.AddNet(p, RuleManual, "hostile network", time.Hour, now)
+	if b.Net.String() != "203.0.113.0/24" || b.Addr.IsValid() {
+		t.Fatalf("ban %+v", b)
+	}
+	for addr, want := range map[string]bool{"203.0.113.1": true, "203.0.113.254": true, "203.0.114.1": false, "198.51.100.1": false} {
+		if _, got := tb.Banned(netip.MustParseAddr(addr), now); got != want {
+			t.Errorf("Banned(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	if _, got := tb.Banned(netip.MustParseAddr("203.0.113.1"), now.Add(2*time.Hour)); got {
+		t.Error("network ban active after its end")
+	}
+	bans := tb.Bans(now)
+	if len(bans) != 1 || bans[0].Net != b.Net {
+		t.Fatalf("Bans = %+v", bans)
+	}
+	fresh, _ := New(Default())
+	fresh.Restore(bans)
+	if _, got := fresh.Banned(netip.MustParseAddr("203.0.113.9"), now); !got {
+		t.Error("restored network ban does not refuse")
+	}
+	if !tb.RemoveNet(netip.MustParsePrefix("203.0.113.0/24"), now) {
+		t.Error("RemoveNet reported no active ban")
+	}
+	if _, got := tb.Banned(netip.MustParseAddr("203.0.113.1"), now); got {
+		t.Error("lifted network ban still refuses")
+	}
+}

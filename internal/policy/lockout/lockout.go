@@ -19,9 +19,11 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-// Lock is one account lock.
+// Lock is one account lock or, with Source set, a source lock: the
+// account locked for that one source address only.
 type Lock struct {
 	Account string
+	Source  netip.Addr // zero for the account-wide lock
 	Since   time.Time
 	Until   time.Time
 	// Level is the step of the escalation ladder (0 first).
@@ -71,6 +73,10 @@ type Table struct {
 	locks    map[string]Lock
 	devices  map[string][]device
 	sources  map[netip.Addr]time.Time
+
+	// Source locks (sourcelock.go).
+	srcCounters *simplelru.LRU[srcKey, *counter]
+	srcLocks    map[srcKey]Lock
 }
 
 // New returns an empty Table.
@@ -82,12 +88,18 @@ func New(cfg Config) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lockout: %w", err)
 	}
+	sc, err := simplelru.NewLRU[srcKey, *counter](cfg.MaxAccounts, nil)
+	if err != nil {
+		return nil, fmt.Errorf("lockout: %w", err)
+	}
 	return &Table{
-		cfg:      cfg,
-		counters: c,
-		locks:    make(map[string]Lock),
-		devices:  make(map[string][]device),
-		sources:  make(map[netip.Addr]time.Time),
+		cfg:         cfg,
+		counters:    c,
+		locks:       make(map[string]Lock),
+		devices:     make(map[string][]device),
+		sources:     make(map[netip.Addr]time.Time),
+		srcCounters: sc,
+		srcLocks:    make(map[srcKey]Lock),
 	}, nil
 }
 
@@ -144,6 +156,9 @@ func (t *Table) Success(account string, src netip.Addr, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if c, ok := t.counters.Peek(account); ok {
+		c.n = 0
+	}
+	if c, ok := t.srcCounters.Peek(srcKey{account, src}); ok {
 		c.n = 0
 	}
 	t.addDevice(account, src, now)
@@ -207,28 +222,52 @@ func (t *Table) Consecutive(account string) int {
 	return 0
 }
 
-// Unlock ends account's lock and forgets its failures and escalation
-// (veilig ext unlock); it reports whether a lock was active at now.
+// Unlock ends account's lock and its source locks and forgets its
+// failures and escalation (veilig ext unlock); it reports whether a lock
+// was active at now.
 func (t *Table) Unlock(account string, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	l, ok := t.locks[account]
+	active := ok && l.Active(now)
 	delete(t.locks, account)
 	t.counters.Remove(account)
-	return ok && l.Active(now)
+	for k, sl := range t.srcLocks {
+		if k.account == account {
+			active = active || sl.Active(now)
+			delete(t.srcLocks, k)
+		}
+	}
+	for _, k := range t.srcCounters.Keys() {
+		if k.account == account {
+			t.srcCounters.Remove(k)
+		}
+	}
+	return active
 }
 
-// Locks returns the active locks at now, by account.
+// Locks returns the active locks at now, account-wide and source locks,
+// by account (the account-wide lock first) then source.
 func (t *Table) Locks(now time.Time) []Lock {
 	t.mu.RLock()
-	out := make([]Lock, 0, len(t.locks))
+	out := make([]Lock, 0, len(t.locks)+len(t.srcLocks))
 	for _, l := range t.locks {
 		if l.Active(now) {
 			out = append(out, l)
 		}
 	}
+	for _, l := range t.srcLocks {
+		if l.Active(now) {
+			out = append(out, l)
+		}
+	}
 	t.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Lock) int { return strings.Compare(a.Account, b.Account) })
+	slices.SortFunc(out, func(a, b Lock) int {
+		if c := strings.Compare(a.Account, b.Account); c != 0 {
+			return c
+		}
+		return a.Source.Compare(b.Source)
+	})
 	return out
 }
 
@@ -238,6 +277,15 @@ func (t *Table) Restore(locks []Lock) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, l := range locks {
+		if l.Source.IsValid() {
+			l.Source = l.Source.Unmap()
+			k := srcKey{l.Account, l.Source}
+			if cur, ok := t.srcLocks[k]; ok && cur.Until.After(l.Until) {
+				continue
+			}
+			t.srcLocks[k] = l
+			continue
+		}
 		if cur, ok := t.locks[l.Account]; ok && cur.Until.After(l.Until) {
 			continue
 		}
@@ -326,23 +374,26 @@ func (t *Table) evictSource(now time.Time) {
 	}
 }
 
-// evictLock makes room for a lock: first the expired, then the one that
-// ends soonest.
-func (t *Table) evictLock(now time.Time) {
-	var victim string
+// evictLock makes room for a lock.
+func (t *Table) evictLock(now time.Time) { evictSoonest(t.locks, t.cfg.MaxAccounts, now) }
+
+// evictSoonest makes room in a full map of locks: first it drops the
+// expired, then, if still at max, the one that ends soonest.
+func evictSoonest[K comparable](locks map[K]Lock, max int, now time.Time) {
+	var victim K
 	var end time.Time
 	found := false
-	for a, l := range t.locks {
+	for k, l := range locks {
 		if !l.Active(now) {
-			delete(t.locks, a)
+			delete(locks, k)
 			continue
 		}
 		if !found || l.Until.Before(end) {
-			victim, end, found = a, l.Until, true
+			victim, end, found = k, l.Until, true
 		}
 	}
-	if len(t.locks) >= t.cfg.MaxAccounts {
-		delete(t.locks, victim)
+	if len(locks) >= max {
+		delete(locks, victim)
 	}
 }
 

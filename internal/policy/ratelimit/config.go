@@ -34,8 +34,11 @@ type Config struct {
 	// sources together, so that a flood from many addresses cannot take
 	// the work that known sources need.
 	GlobalUnauthenticated Bucket
-	Handshakes            Bucket // TLS handshakes per unknown source
-	HandshakesKnown       Bucket // TLS handshakes per known source
+	// AccountTransactions bounds new transactions per account and method
+	// from one known source (see Guard.AllowAccount).
+	AccountTransactions Bucket
+	Handshakes          Bucket // TLS handshakes per unknown source
+	HandshakesKnown     Bucket // TLS handshakes per known source
 	// Conns and ConnsKnown cap concurrent connections per source.
 	Conns      int
 	ConnsKnown int
@@ -54,6 +57,7 @@ func Default() Config {
 		Transactions:          Bucket{Rate: 100, Burst: 200},
 		TransactionsKnown:     Bucket{Rate: 1000, Burst: 2000},
 		GlobalUnauthenticated: Bucket{Rate: 2000, Burst: 4000},
+		AccountTransactions:   Bucket{Rate: 50, Burst: 200},
 		Handshakes:            Bucket{Rate: 50, Burst: 100},
 		HandshakesKnown:       Bucket{Rate: 500, Burst: 1000},
 		Conns:                 256,
@@ -70,6 +74,7 @@ func (c Config) Validate() error {
 		c.Transactions.validate("transactions"),
 		c.TransactionsKnown.validate("transactions_known"),
 		c.GlobalUnauthenticated.validate("global_unauthenticated"),
+		c.AccountTransactions.validate("account_transactions"),
 		c.Handshakes.validate("handshakes"),
 		c.HandshakesKnown.validate("handshakes_known"),
 	}

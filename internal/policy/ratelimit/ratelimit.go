@@ -22,10 +22,11 @@ const (
 	GlobalUnauthenticated
 	Handshakes
 	Conns
+	AccountTransactions
 	numKinds
 )
 
-var kindNames = [numKinds]string{"messages", "transactions", "global_unauthenticated", "handshakes", "conns"}
+var kindNames = [numKinds]string{"messages", "transactions", "global_unauthenticated", "handshakes", "conns", "account_transactions"}
 
 func (k Kind) String() string {
 	if k < 0 || k >= numKinds {
@@ -43,6 +44,7 @@ type Guard struct {
 	txs     [2]Limiter[netip.Addr]
 	hs      [2]Limiter[netip.Addr]
 	global  *rate.Limiter
+	acct    Limiter[AccountKey]
 	conns   Counter[netip.Addr]
 	dropped [numKinds]atomic.Uint64
 }
@@ -61,6 +63,7 @@ func New(cfg Config) (*Guard, error) {
 	set(&g.txs, cfg.Transactions, cfg.TransactionsKnown)
 	set(&g.hs, cfg.Handshakes, cfg.HandshakesKnown)
 	g.global = rate.NewLimiter(rate.Limit(cfg.GlobalUnauthenticated.Rate), cfg.GlobalUnauthenticated.Burst)
+	g.acct.Rate, g.acct.Burst, g.acct.Size = cfg.AccountTransactions.Rate, cfg.AccountTransactions.Burst, cfg.MaxKeys
 	g.conns.Size = cfg.MaxKeys
 	return g, nil
 }
@@ -97,6 +100,22 @@ func (g *Guard) AllowTransaction(src netip.Addr, known bool, now time.Time) (ok 
 		return false, GlobalUnauthenticated
 	}
 	return true, 0
+}
+
+// AccountKey names the per-account bucket of one source: the account a
+// request claims and its method.
+type AccountKey struct {
+	Source  netip.Addr
+	Account string
+	Method  string
+}
+
+// AllowAccount spends one new-transaction token of the account and method
+// at src. A known source's flood is cut per account and method, so one
+// looping or hostile device behind an office NAT does not use up the
+// source's budget that the other agents there need.
+func (g *Guard) AllowAccount(src netip.Addr, account, method string, now time.Time) bool {
+	return g.count(g.acct.Allow(AccountKey{Source: src, Account: account, Method: method}, now), AccountTransactions)
 }
 
 // AllowHandshake spends one TLS handshake token of src.

@@ -20,15 +20,19 @@ func (d *conn) PurgeCallRecords(ctx context.Context, before time.Time, limit int
 	return d.purge(ctx, "call records", `DELETE FROM call_records WHERE rowid IN (SELECT rowid FROM call_records WHERE started_at < ? ORDER BY started_at LIMIT ?)`, nanos(before), limit)
 }
 
-// PurgeExpired deletes up to limit bans and up to limit locks that ended
-// before now.
+// PurgeExpired deletes up to limit bans, up to limit account locks and up
+// to limit source locks that ended before now.
 func (d *conn) PurgeExpired(ctx context.Context, now time.Time, limit int) (int, error) {
 	n, err := d.purge(ctx, "expired bans", `DELETE FROM bans WHERE addr IN (SELECT addr FROM bans WHERE end <= ? LIMIT ?)`, nanos(now), limit)
 	if err != nil {
 		return n, err
 	}
 	m, err := d.purge(ctx, "expired locks", `DELETE FROM locks WHERE account IN (SELECT account FROM locks WHERE until <= ? LIMIT ?)`, nanos(now), limit)
-	return n + m, err
+	if err != nil {
+		return n + m, err
+	}
+	k, err := d.purge(ctx, "expired source locks", `DELETE FROM source_locks WHERE rowid IN (SELECT rowid FROM source_locks WHERE until <= ? LIMIT ?)`, nanos(now), limit)
+	return n + m + k, err
 }
 
 // PurgeChanges deletes up to limit change-feed rows older than before.

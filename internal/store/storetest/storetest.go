@@ -49,6 +49,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Audit", testAudit},
 		{"Update", testUpdate},
 		{"Purge", testPurge},
+		{"GuardSave", testGuardSave},
+		{"NetBans", testNetBans},
 		{"Canceled", testCanceled},
 		{"Concurrent", testConcurrent},
 	}

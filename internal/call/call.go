@@ -145,7 +145,7 @@ func (c *Call) start(targets []target2, body []byte) {
 			contact:      c.m.o.Edge.Contact(t.conn, c.caller),
 		}
 		req := l.newRequest(sip.INVITE, c.ua())
-		req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"))
+		req.AppendHeader(inDialogAllow())
 		if len(body) > 0 {
 			req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 			req.SetBody(body)

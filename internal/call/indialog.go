@@ -2,7 +2,13 @@ package call
 
 import (
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/veilig/veilig/internal/sipedge"
 )
+
+// inDialogAllow is the Allow header inside a dialog (and on the INVITEs
+// that open one), where REGISTER has no place.
+func inDialogAllow() sip.Header { return sipedge.Allow(sip.REGISTER) }
 
 // inDialog handles a request a device sent inside its leg's dialog.
 func (c *Call) inDialog(l *leg, r *request) error {
@@ -44,11 +50,11 @@ func (c *Call) inDialog(l *leg, r *request) error {
 	case sip.INVITE:
 		return c.reinvite(l, other, r)
 	case sip.OPTIONS:
-		return r.Respond(200, "OK", sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"))
+		return r.Respond(200, "OK", inDialogAllow())
 	case sip.INFO, sip.UPDATE, sip.MESSAGE:
 		return c.relayRequest(l, other, r)
 	}
-	return r.Respond(405, "Method Not Allowed", sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"))
+	return r.Respond(405, "Method Not Allowed", inDialogAllow())
 }
 
 // checkBody applies the media rule to an in-dialog offer or answer.

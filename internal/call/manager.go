@@ -152,11 +152,11 @@ func (m *Manager) serve(ctx context.Context, r *request) error {
 		return m.inDialog(ctx, r)
 	}
 	if r.Method == sip.OPTIONS {
-		return r.Respond(200, "OK", sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, REGISTER, OPTIONS, INFO, UPDATE"))
+		return r.Respond(200, "OK", sipedge.Allow())
 	}
 	if r.Method != sip.INVITE {
 		// Out-of-dialog MESSAGE, SUBSCRIBE, REFER, INFO... are not relayed.
-		return r.Respond(405, "Method Not Allowed", sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, REGISTER, OPTIONS, INFO, UPDATE"))
+		return r.Respond(405, "Method Not Allowed", sipedge.Allow())
 	}
 	return m.invite(ctx, r)
 }

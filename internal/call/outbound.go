@@ -167,7 +167,7 @@ func (c *Call) startTrunk(t *trunk.Trunk, conn sipedge.Conn, number string, body
 // with c.mu held.
 func (c *Call) sendFork(f *fork, authHdr, authVal string) {
 	req := f.leg.newRequest(sip.INVITE, c.ua())
-	req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"))
+	req.AppendHeader(inDialogAllow())
 	if authHdr != "" {
 		req.AppendHeader(sip.NewHeader(authHdr, authVal))
 	}

@@ -434,4 +434,5 @@ func offerSDP(host string, key string) []byte {
 	return []byte("v=0\r\no=- 1 1 IN IP4 " + host + "\r\ns=-\r\nc=IN IP4 " + host + "\r\nt=0 0\r\n" +
 		"m=audio 4000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + key + "\r\n")
 }
+
 var netipLoopback = netip.MustParseAddr("127.0.0.1")

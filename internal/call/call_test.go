@@ -363,8 +363,12 @@ func TestReinviteKeepsPerLegKeys(t *testing.T) {
 	if strings.Contains(reToB, keyA) || strings.Contains(reToA, keyB) {
 		t.Fatal("renegotiation leaked one device's key to the other")
 	}
-	if cryptoLine(reToB) == "" || cryptoLine(reToA) == "" || cryptoLine(reToB) == cryptoLine(reToA) {
-		t.Fatalf("legs do not have keys of their own after renegotiation:\nto callee %s\nto caller %s", cryptoLine(reToB), cryptoLine(reToA))
+	if cryptoKey(reToB) == "" || cryptoKey(reToA) == "" || cryptoKey(reToB) == cryptoKey(reToA) {
+		t.Fatalf("legs do not have keys of their own after renegotiation:\nto callee %s\nto caller %s", cryptoKey(reToB), cryptoKey(reToA))
+	}
+	// Hold and resume do not rekey: each leg keeps the key it negotiated.
+	if !strings.Contains(toB, cryptoKey(reToB)) || cryptoKey(reToA) != cryptoKey(toA) {
+		t.Fatalf("renegotiation changed a leg's key:\ncallee %s -> %s\ncaller %s -> %s", cryptoKey(toB), cryptoKey(reToB), cryptoKey(toA), cryptoKey(reToA))
 	}
 	b.fromCaller(sip.BYE, 3, nil)
 	rec := b.ended()
@@ -373,10 +377,12 @@ func TestReinviteKeepsPerLegKeys(t *testing.T) {
 	}
 }
 
-func cryptoLine(sdp string) string {
+// cryptoKey is the key of the first a=crypto line.
+func cryptoKey(sdp string) string {
 	for _, l := range strings.Split(sdp, "\r\n") {
-		if strings.HasPrefix(l, "a=crypto:") {
-			return l
+		if _, key, ok := strings.Cut(l, " inline:"); ok && strings.HasPrefix(l, "a=crypto:") {
+			key, _, _ = strings.Cut(key, "|")
+			return key
 		}
 	}
 	return ""

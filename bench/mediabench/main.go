@@ -24,7 +24,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/veilig/veilig/bench/internal/sipua"
+	"github.com/veilig/veilig/internal/testkit/sipua"
 	"github.com/veilig/veilig/internal/media"
 )
 

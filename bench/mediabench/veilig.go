@@ -26,7 +26,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/veilig/veilig/bench/internal/sipua"
+	"github.com/veilig/veilig/internal/testkit/sipua"
 	"github.com/veilig/veilig/internal/media"
 )
 

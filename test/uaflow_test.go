@@ -14,12 +14,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/veilig/veilig/internal/testkit/sipua"
 )
 
 // ---------------------------------------------------------------- SDP
@@ -233,25 +234,10 @@ func cseqNum(m *sipMessage) int {
 	return n
 }
 
-var reTag = regexp.MustCompile(`;\s*tag=([^;\s,>]+)`)
-
-func tagOf(h string) string {
-	if m := reTag.FindStringSubmatch(h); m != nil {
-		return m[1]
-	}
-	return ""
-}
+func tagOf(h string) string { return sipua.HeaderParam(h, "tag") }
 
 // uriOf extracts the URI of a name-addr (Contact, From, To).
-func uriOf(h string) string {
-	if i := strings.Index(h, "<"); i >= 0 {
-		if j := strings.Index(h[i:], ">"); j > 0 {
-			return h[i+1 : i+j]
-		}
-	}
-	u, _, _ := strings.Cut(strings.TrimSpace(h), ";")
-	return u
-}
+func uriOf(h string) string { return sipua.URIOf(h) }
 
 // buildRequest renders a request; hdrs are further "Name: value" lines.
 func buildRequest(method, ruri string, hdrs []string, body string) string {
@@ -364,7 +350,7 @@ func (u *sipUA) inviteWith(callee, body string, extra ...string) *uacCall {
 	}
 	c.ackNon2xx(chal)
 	ch := pickChallenge(u.t, chal.all("Proxy-Authenticate"), "SHA-256")
-	c.sendInvite(ch.authorization(u.user, u.secret, "INVITE", c.ruri))
+	c.sendInvite(ch.Authorization(u.user, u.secret, "INVITE", c.ruri))
 	return c
 }
 

@@ -159,7 +159,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	reg := registrar.New(registrar.Options{
 		MinExpires: cfg.SIP.MinExpires, MaxExpires: cfg.SIP.MaxExpires, DefaultExpires: cfg.SIP.DefaultExpires,
 		ConnectionMaxExpires: cfg.SIP.ConnectionMaxExpires, FlowTimer: min(30*time.Second, cfg.SIP.IdleTimeout/2),
-		Store: db, Events: bus, Logger: log.With("component", "registrar"),
+		UserAgent: cfg.SIP.UserAgent, Store: db, Events: bus, Logger: log.With("component", "registrar"),
 	})
 	restored, err := reg.Load(ctx, time.Now())
 	if err != nil {

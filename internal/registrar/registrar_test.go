@@ -65,7 +65,7 @@ type recorder struct {
 	evs []events.Event
 }
 
-func (r *recorder) Emit(e events.Event) { r.mu.Lock(); r.evs = append(r.evs, e); r.mu.Unlock() }
+func (r *recorder) Emit(e events.Event)      { r.mu.Lock(); r.evs = append(r.evs, e); r.mu.Unlock() }
 func (r *recorder) Record(events.CallRecord) {}
 func (r *recorder) count(k *events.Kind) (n int) {
 	r.mu.Lock()

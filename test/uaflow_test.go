@@ -265,29 +265,14 @@ func contentType(body string) string {
 // request's To has none and toTag is set; 1xx/2xx carry a Contact.
 func (u *sipUA) respond(req *sipMessage, code int, reason, toTag, body string) {
 	u.t.Helper()
-	var hdrs []string
-	for _, v := range req.all("Via") {
-		hdrs = append(hdrs, "Via: "+v)
-	}
-	to := req.header("To")
-	if toTag != "" && tagOf(to) == "" && code > 100 {
-		to += ";tag=" + toTag
-	}
-	hdrs = append(hdrs, "From: "+req.header("From"), "To: "+to,
-		"Call-ID: "+req.header("Call-ID"), "CSeq: "+req.header("CSeq"))
+	var extra []string
 	if code < 300 && code > 100 && cseqMethod(req) == "INVITE" {
-		hdrs = append(hdrs, "Contact: "+u.contactHdr())
+		extra = append(extra, "Contact: "+u.contactHdr())
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "SIP/2.0 %d %s\r\n", code, reason)
-	for _, h := range hdrs {
-		b.WriteString(h + "\r\n")
+	if code <= 100 {
+		toTag = ""
 	}
-	if body != "" {
-		b.WriteString("Content-Type: application/sdp\r\n")
-	}
-	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body)
-	u.send(u.t, b.String())
+	u.send(u.t, string(sipua.ResponseTo(req.msg, code, reason, toTag, extra, body)))
 }
 
 // ---------------------------------------------------------------- caller side

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -112,22 +111,10 @@ type registerRequest struct {
 
 // build renders the request; via is the sent-by (ip:port) of this client.
 func (r registerRequest) build(via string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "REGISTER sip:%s SIP/2.0\r\n", r.domain)
-	fmt.Fprintf(&b, "Via: SIP/2.0/TLS %s;branch=%s;rport\r\n", via, r.branch)
-	fmt.Fprintf(&b, "Max-Forwards: 70\r\n")
-	fmt.Fprintf(&b, "From: <sip:%s@%s>;tag=%s\r\n", r.user, r.domain, r.fromTag)
-	fmt.Fprintf(&b, "To: <sip:%s@%s>\r\n", r.user, r.domain)
-	fmt.Fprintf(&b, "Call-ID: %s\r\n", r.callID)
-	fmt.Fprintf(&b, "CSeq: %d REGISTER\r\n", r.cseq)
-	fmt.Fprintf(&b, "Contact: %s\r\n", r.contact)
-	fmt.Fprintf(&b, "Expires: %d\r\n", r.expires)
-	if r.auth != "" {
-		fmt.Fprintf(&b, "Authorization: %s\r\n", r.auth)
-	}
-	fmt.Fprintf(&b, "User-Agent: veilig-e2e\r\n")
-	fmt.Fprintf(&b, "Content-Length: 0\r\n\r\n")
-	return b.String()
+	return sipua.Register{
+		Transport: "TLS", Via: via, Branch: r.branch, User: r.user, Domain: r.domain, CallID: r.callID, FromTag: r.fromTag,
+		CSeq: r.cseq, Contact: r.contact, Expires: r.expires, Auth: r.auth, Agent: "veilig-e2e",
+	}.String()
 }
 
 // register sends REGISTER, answers the 401 with digest credentials for

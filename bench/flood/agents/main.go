@@ -255,17 +255,10 @@ func register(s *sock, u user, domain string, expires int, timeout time.Duration
 	la := s.c.LocalAddr().String()
 	tag := randHex(6)
 	build := func(cseq int, auth string) string {
-		var b strings.Builder
-		fmt.Fprintf(&b, "REGISTER sip:%s SIP/2.0\r\n", domain)
-		fmt.Fprintf(&b, "Via: SIP/2.0/UDP %s;branch=z9hG4bK%s;rport\r\n", la, randHex(8))
-		fmt.Fprintf(&b, "Max-Forwards: 70\r\nFrom: <sip:%s@%s>;tag=%s\r\nTo: <sip:%s@%s>\r\n", u.name, domain, tag, u.name, domain)
-		fmt.Fprintf(&b, "Call-ID: %s\r\nCSeq: %d REGISTER\r\n", callID, cseq)
-		fmt.Fprintf(&b, "Contact: <sip:%s@%s>\r\nExpires: %d\r\n", u.name, la, expires)
-		if auth != "" {
-			fmt.Fprintf(&b, "Authorization: %s\r\n", auth)
-		}
-		b.WriteString("User-Agent: flood-bench-agent/1.0\r\nContent-Length: 0\r\n\r\n")
-		return b.String()
+		return sipua.Register{
+			Transport: "UDP", Via: la, Branch: "z9hG4bK" + randHex(8), User: u.name, Domain: domain, CallID: callID, FromTag: tag,
+			CSeq: cseq, Contact: "<sip:" + u.name + "@" + la + ">", Expires: expires, Auth: auth, Agent: "flood-bench-agent/1.0",
+		}.String()
 	}
 	start := time.Now()
 	deadline := start.Add(timeout)

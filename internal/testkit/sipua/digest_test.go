@@ -56,3 +56,17 @@ func TestReadMsgRawKeepsBytes(t *testing.T) {
 		t.Fatal("StatusOf wrong")
 	}
 }
+
+func TestRegisterString(t *testing.T) {
+	got := Register{Transport: "UDP", Via: "127.0.0.2:5070", Branch: "z9hG4bK1", User: "1001", Domain: "d", CallID: "c@x", FromTag: "f",
+		CSeq: 2, Contact: "<sip:1001@127.0.0.2:5070>", Expires: 60, Auth: `Digest username="1001"`, Agent: "ua"}.String()
+	want := "REGISTER sip:d SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5070;branch=z9hG4bK1;rport\r\nMax-Forwards: 70\r\n" +
+		"From: <sip:1001@d>;tag=f\r\nTo: <sip:1001@d>\r\nCall-ID: c@x\r\nCSeq: 2 REGISTER\r\nContact: <sip:1001@127.0.0.2:5070>\r\n" +
+		"Expires: 60\r\nAuthorization: Digest username=\"1001\"\r\nUser-Agent: ua\r\nContent-Length: 0\r\n\r\n"
+	if got != want {
+		t.Fatalf("got\n%q\nwant\n%q", got, want)
+	}
+	if _, err := ParseMsg([]byte(got)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -211,3 +211,37 @@ func RandHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Register is one REGISTER as a test client writes it by hand (over any
+// transport, with or without credentials), byte for byte the same each time.
+type Register struct {
+	Transport                     string // Via transport: TLS, TCP, UDP
+	Via                           string // sent-by host:port
+	Branch                        string // the whole branch, z9hG4bK...
+	User, Domain, CallID, FromTag string
+	CSeq                          int
+	Contact                       string // the whole Contact value
+	Expires                       int
+	Auth                          string // Authorization value, or ""
+	Agent                         string // User-Agent
+}
+
+// String renders the request.
+func (r Register) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "REGISTER sip:%s SIP/2.0\r\n", r.Domain)
+	fmt.Fprintf(&b, "Via: SIP/2.0/%s %s;branch=%s;rport\r\n", r.Transport, r.Via, r.Branch)
+	fmt.Fprintf(&b, "Max-Forwards: 70\r\n")
+	fmt.Fprintf(&b, "From: <sip:%s@%s>;tag=%s\r\n", r.User, r.Domain, r.FromTag)
+	fmt.Fprintf(&b, "To: <sip:%s@%s>\r\n", r.User, r.Domain)
+	fmt.Fprintf(&b, "Call-ID: %s\r\n", r.CallID)
+	fmt.Fprintf(&b, "CSeq: %d REGISTER\r\n", r.CSeq)
+	fmt.Fprintf(&b, "Contact: %s\r\n", r.Contact)
+	fmt.Fprintf(&b, "Expires: %d\r\n", r.Expires)
+	if r.Auth != "" {
+		fmt.Fprintf(&b, "Authorization: %s\r\n", r.Auth)
+	}
+	fmt.Fprintf(&b, "User-Agent: %s\r\n", r.Agent)
+	fmt.Fprintf(&b, "Content-Length: 0\r\n\r\n")
+	return b.String()
+}

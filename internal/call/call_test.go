@@ -486,6 +486,16 @@ func TestTimers(t *testing.T) {
 		}
 		b.idle()
 	})
+	t.Run("re-INVITE answer never acknowledged", func(t *testing.T) {
+		b, _ := established(t, nil)
+		re := b.fromCaller(sip.INVITE, 2, offerSDP("127.0.0.10", keyA))
+		b.answer(b.e.sentTo(b.devices[0], sip.INVITE)[1], 200, offerSDP("127.0.0.20", keyB))
+		re.noAck(t)
+		if rec := b.ended(); rec.Cause != "re-INVITE answer never acknowledged" {
+			t.Fatalf("record cause %q", rec.Cause)
+		}
+		b.idle()
+	})
 	t.Run("maximum duration", func(t *testing.T) {
 		b, _ := established(t, func(o *Options) { o.MaxDuration = 20 * time.Millisecond })
 		if rec := b.ended(); rec.Cause != "maximum call duration reached" {

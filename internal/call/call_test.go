@@ -57,8 +57,8 @@ func TestForkFirstAnswerWins(t *testing.T) {
 	}
 	// A retransmitted 2xx from the winner gets the same ACK again.
 	b.answer(b.forkTo(0), 200, offerSDP("127.0.0.20", keyB))
-	if b.devices[0].writes() != 1 {
-		t.Fatalf("retransmitted 2xx: %d ACK resends, want 1", b.devices[0].writes())
+	if b.devices[0].Sent() != 1 {
+		t.Fatalf("retransmitted 2xx: %d ACK resends, want 1", b.devices[0].Sent())
 	}
 }
 

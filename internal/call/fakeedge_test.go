@@ -15,6 +15,7 @@ import (
 
 	"github.com/veilig/veilig/internal/events"
 	"github.com/veilig/veilig/internal/sipedge"
+	"github.com/veilig/veilig/internal/sipedge/sipedgetest"
 	"github.com/veilig/veilig/internal/store"
 )
 
@@ -22,32 +23,9 @@ import (
 // runs without sockets: requests the call layer sends are recorded and the
 // test answers them by calling their response handler, as the edge would.
 
-type fakeConn struct {
-	id, transport string
-	peer, local   netip.AddrPort
+type fakeConn = sipedgetest.Conn
 
-	mu   sync.Mutex
-	sent [][]byte // raw writes (resent ACKs)
-}
-
-func newConn(peer string) *fakeConn {
-	p := netip.MustParseAddrPort(peer)
-	return &fakeConn{id: "tls:" + peer + "#1", transport: "tls", peer: p, local: netip.MustParseAddrPort("127.0.0.1:5061")}
-}
-
-func (c *fakeConn) ID() string            { return c.id }
-func (c *fakeConn) Transport() string     { return c.transport }
-func (c *fakeConn) Peer() netip.AddrPort  { return c.peer }
-func (c *fakeConn) Local() netip.AddrPort { return c.local }
-func (c *fakeConn) Reliable() bool        { return c.transport != "udp" }
-func (c *fakeConn) Send(b []byte) error {
-	c.mu.Lock()
-	c.sent = append(c.sent, append([]byte(nil), b...))
-	c.mu.Unlock()
-	return nil
-}
-
-func (c *fakeConn) writes() int { c.mu.Lock(); defer c.mu.Unlock(); return len(c.sent) }
+func newConn(peer string) *fakeConn { return sipedgetest.NewConn("tls", peer) }
 
 // sent is one request the call layer sent through the fake edge.
 type sent struct {
@@ -290,9 +268,9 @@ func newBench(t *testing.T, devices int, tune func(*Options)) *bench {
 	for i := range devices {
 		c := newConn(fmt.Sprintf("127.0.0.%d:41000", 20+i))
 		b.devices = append(b.devices, c)
-		b.e.conns[c.id] = c
+		b.e.conns[c.ID()] = c
 		loc["1002"] = append(loc["1002"], store.Binding{
-			Number: "1002", Contact: fmt.Sprintf("sip:1002@%s;transport=tls", c.peer), Source: c.peer, Transport: "tls", ConnID: c.id,
+			Number: "1002", Contact: fmt.Sprintf("sip:1002@%s;transport=tls", c.Peer()), Source: c.Peer(), Transport: "tls", ConnID: c.ID(),
 		})
 	}
 	o := Options{
@@ -375,13 +353,13 @@ func (b *bench) inDialog(conn *fakeConn, method sip.RequestMethod, callID, fromT
 	b.t.Helper()
 	req := parse(b.t, []string{
 		fmt.Sprintf("%s sip:veilig@127.0.0.1:5061;transport=tls SIP/2.0", method),
-		fmt.Sprintf("Via: SIP/2.0/TLS %s;branch=z9hG4bK%s%d", conn.peer, method, cseq),
+		fmt.Sprintf("Via: SIP/2.0/TLS %s;branch=z9hG4bK%s%d", conn.Peer(), method, cseq),
 		"Max-Forwards: 70",
 		"From: <sip:x@veilig.test>;tag=" + fromTag,
 		"To: <sip:y@veilig.test>;tag=" + toTag,
 		"Call-ID: " + callID,
 		fmt.Sprintf("CSeq: %d %s", cseq, method),
-		fmt.Sprintf("Contact: <sip:x@%s;transport=tls>", conn.peer),
+		fmt.Sprintf("Contact: <sip:x@%s;transport=tls>", conn.Peer()),
 	}, body)
 	tx := &fakeServerTx{req: req, tag: toTag}
 	if err := b.m.serve(context.Background(), &request{Request: req, Conn: conn, Tx: tx, Account: "", Received: time.Now(), ua: "veilig-test"}); err != nil {
@@ -399,7 +377,7 @@ func (b *bench) fromCaller(method sip.RequestMethod, cseq int, body []byte) *fak
 func (b *bench) fromCallee(i int, method sip.RequestMethod, cseq int, body []byte) *fakeServerTx {
 	inv := b.forkTo(i)
 	ftag, _ := inv.req.From().Params.Get("tag")
-	devTag := "dev-" + strings.ReplaceAll(b.devices[i].peer.Addr().String(), ".", "")
+	devTag := "dev-" + strings.ReplaceAll(b.devices[i].Peer().Addr().String(), ".", "")
 	return b.inDialog(b.devices[i], method, string(*inv.req.CallID()), devTag, ftag, cseq, body)
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -15,24 +14,13 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/veilig/veilig/internal/events"
+	"github.com/veilig/veilig/internal/sipedge/sipedgetest"
 	"github.com/veilig/veilig/internal/store"
 )
 
 // These tests drive the registrar without sockets: a REGISTER is handed to
 // Register with a fake connection and transaction, and the store is a fake
 // that records what was committed.
-
-type fakeConn struct {
-	transport string
-	peer      netip.AddrPort
-}
-
-func (c fakeConn) ID() string            { return c.transport + ":" + c.peer.String() + "#1" }
-func (c fakeConn) Transport() string     { return c.transport }
-func (c fakeConn) Peer() netip.AddrPort  { return c.peer }
-func (c fakeConn) Local() netip.AddrPort { return netip.MustParseAddrPort("127.0.0.1:5061") }
-func (c fakeConn) Reliable() bool        { return c.transport != "udp" }
-func (c fakeConn) Send([]byte) error     { return nil }
 
 type fakeTx struct{ res chan *sip.Response }
 
@@ -83,11 +71,11 @@ type rig struct {
 	r   *Registrar
 	st  *fakeStore
 	ev  *recorder
-	dev fakeConn
+	dev *sipedgetest.Conn
 }
 
 func newRig(t *testing.T, tune func(*Options)) *rig {
-	g := &rig{t: t, st: &fakeStore{}, ev: &recorder{}, dev: fakeConn{transport: "tls", peer: netip.MustParseAddrPort("127.0.0.30:45000")}}
+	g := &rig{t: t, st: &fakeStore{}, ev: &recorder{}, dev: sipedgetest.NewConn("tls", "127.0.0.30:45000")}
 	o := Options{MinExpires: 60 * time.Second, MaxExpires: time.Hour, DefaultExpires: 10 * time.Minute,
 		UserAgent: "veilig-test", Store: g.st, Events: g.ev, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if tune != nil {
@@ -146,7 +134,7 @@ func TestRegisterBindsToTheConnection(t *testing.T) {
 	// The stored binding was committed before the 200 went out, keyed on
 	// the socket, with the expiry held to MaxExpires.
 	saved := g.saved()
-	if len(saved) != 1 || saved[0].Source != g.dev.peer || saved[0].ConnID != g.dev.ID() || saved[0].Transport != "tls" {
+	if len(saved) != 1 || saved[0].Source != g.dev.Peer() || saved[0].ConnID != g.dev.ID() || saved[0].Transport != "tls" {
 		t.Fatalf("stored %+v", saved)
 	}
 	if ct := res.GetHeader("Contact"); ct == nil || !strings.Contains(ct.Value(), "expires=3600") {
@@ -156,7 +144,7 @@ func TestRegisterBindsToTheConnection(t *testing.T) {
 	if len(bs) != 1 || bs[0].Contact != "sip:1001@192.0.2.7:5061;transport=tls" {
 		t.Fatalf("Lookup = %+v", bs)
 	}
-	if !g.r.HasSource(g.dev.peer.Addr()) || g.ev.count(events.Register) != 1 {
+	if !g.r.HasSource(g.dev.Peer().Addr()) || g.ev.count(events.Register) != 1 {
 		t.Fatal("registration not tracked by source or not reported")
 	}
 	// Same Call-ID, CSeq not higher: refused, nothing changes.

@@ -16,24 +16,13 @@ import (
 	"github.com/veilig/veilig/internal/datakey"
 	"github.com/veilig/veilig/internal/events"
 	"github.com/veilig/veilig/internal/sipedge"
+	"github.com/veilig/veilig/internal/sipedge/sipedgetest"
 	"github.com/veilig/veilig/internal/store"
 )
 
 type rows []store.Trunk
 
 func (r rows) ListTrunks(context.Context) ([]store.Trunk, error) { return r, nil }
-
-type fakeConn struct {
-	id, transport string
-	peer          netip.AddrPort
-}
-
-func (c *fakeConn) ID() string            { return c.id }
-func (c *fakeConn) Transport() string     { return c.transport }
-func (c *fakeConn) Peer() netip.AddrPort  { return c.peer }
-func (c *fakeConn) Local() netip.AddrPort { return netip.MustParseAddrPort("127.0.0.1:5061") }
-func (c *fakeConn) Reliable() bool        { return c.transport != "udp" }
-func (c *fakeConn) Send([]byte) error     { return nil }
 
 // fakeEdge dials without sockets and answers REGISTERs like a carrier that
 // challenges once.
@@ -49,8 +38,8 @@ func (e *fakeEdge) Dial(_ context.Context, transport string, addr netip.AddrPort
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.dials++
-	c := &fakeConn{id: transport + ":" + addr.String() + "#1", transport: transport, peer: addr}
-	e.live[c.id] = c
+	c := sipedgetest.NewConn(transport, addr.String())
+	e.live[c.ID()] = c
 	return c, nil
 }
 
@@ -111,12 +100,12 @@ func TestTableLookups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &fakeConn{id: "tls:127.0.5.9:1000#3", transport: "tls", peer: netip.MustParseAddrPort("127.0.5.9:1000")}
+	in := sipedgetest.NewConn("tls", "127.0.5.9:1000")
 	tr, ok := tb.FromTrunk(in)
 	if !ok || tr.Name() != "b-in" {
 		t.Fatalf("FromTrunk = %v %v, want b-in", tr, ok)
 	}
-	if _, ok := tb.FromTrunk(&fakeConn{id: "udp:127.0.5.9:1000", transport: "udp", peer: in.peer}); ok {
+	if _, ok := tb.FromTrunk(sipedgetest.NewConn("udp", "127.0.5.9:1000")); ok {
 		t.Fatal("a trunk's address on another transport is not the trunk")
 	}
 	for _, n := range []string{"+31201234567", "31201234567"} {

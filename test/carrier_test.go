@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -18,7 +17,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"math/big"
 	"net"
 	"os"
@@ -28,6 +26,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/veilig/veilig/internal/testkit/sipua"
 )
 
 const carrierIP = "127.0.0.50"
@@ -317,23 +317,15 @@ func carrierChallenge(realm, alg string) string {
 // checkDigest verifies an Authorization value against (user, pass) as a
 // carrier would; it returns why it fails ("" when it is right).
 func checkDigest(authz, method, user, pass string) string {
-	c, ok := parseDigest(authz)
+	c, ok := sipua.ParseChallenge(authz)
 	if !ok {
 		return "not a Digest credential: " + authz
 	}
-	p := c.params
+	p := c.Params
 	if p["username"] != user {
 		return fmt.Sprintf("username %q, want %q", p["username"], user)
 	}
-	var h func() hash.Hash = md5.New
-	if strings.EqualFold(c.algorithm(), "SHA-256") {
-		h = sha256.New
-	}
-	hx := func(s string) string {
-		d := h()
-		d.Write([]byte(s))
-		return hex.EncodeToString(d.Sum(nil))
-	}
+	hx := c.HashHex
 	ha1 := hx(user + ":" + p["realm"] + ":" + pass)
 	ha2 := hx(method + ":" + p["uri"])
 	want := hx(ha1 + ":" + p["nonce"] + ":" + p["nc"] + ":" + p["cnonce"] + ":" + p["qop"] + ":" + ha2)

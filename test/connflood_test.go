@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/veilig/veilig/internal/testkit/sipua"
 )
 
 // tryRegisterTLS opens a TLS connection from ip and registers user, as a
@@ -78,17 +80,12 @@ func registerNoFatal(c *sipConn, domain, user, pass string, deadline time.Time) 
 	if ch.status() != 401 {
 		return ch.status(), nil
 	}
-	var chal digestChallenge
-	for _, h := range ch.all("WWW-Authenticate") {
-		if d, ok := parseDigest(h); ok && strings.EqualFold(d.algorithm(), "SHA-256") {
-			chal = d
-		}
-	}
-	if chal.params == nil {
+	chal, ok := sipua.PickChallenge(ch.all("WWW-Authenticate"), "SHA-256")
+	if !ok {
 		return 401, errors.New("no SHA-256 challenge")
 	}
 	req.cseq, req.branch = 2, "z9hG4bK"+randHex(8)
-	req.auth = chal.authorization(user, pass, "REGISTER", "sip:"+domain)
+	req.auth = chal.Authorization(user, pass, "REGISTER", "sip:"+domain)
 	if _, err := c.conn.Write([]byte(req.build(la.String()))); err != nil {
 		return 0, err
 	}

@@ -65,7 +65,7 @@ func digestAttempt(t *testing.T, srv *server, transport, localIP, method, user, 
 		t.Fatalf("%s %s over %s (no credentials): %q, want a challenge", method, ruri, transport, chal.start)
 	}
 	ch := pickChallenge(t, chal.all(hdr), "MD5")
-	c.send(t, build(2, ch.authorization(user, pass, method, digestURI)))
+	c.send(t, build(2, ch.Authorization(user, pass, method, digestURI)))
 	final := c.readFinal(t, 5*time.Second)
 	return exchange{
 		challenge:   normalise(chal.raw, user, local),

@@ -44,7 +44,7 @@ func TestOutOfDialogRequestsChallenged(t *testing.T) {
 		}
 		// With valid credentials: answered by Veilig, never relayed.
 		ch := pickChallenge(t, res.all("Proxy-Authenticate"), "SHA-256")
-		auth := "Proxy-Authorization: " + ch.authorization("1001", secretA, method, "sip:1002@"+srv.domain)
+		auth := "Proxy-Authorization: " + ch.Authorization("1001", secretA, method, "sip:1002@"+srv.domain)
 		anon.outOfDialog(method, "1002", append(append([]string(nil), extras[method]...), auth), bodies[method])
 		res = anon.waitFinal(5*time.Second, method)
 		t.Logf("authenticated out-of-dialog %s: %s", method, res.start)

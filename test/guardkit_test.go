@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/veilig/veilig/internal/testkit/sipua"
 )
 
 // startGuardServer starts veilig with the metrics endpoint on and extra
@@ -157,14 +159,7 @@ func optionsMsg(transport, domain string) string {
 }
 
 // statusOf returns the status code of a raw response (0 for none).
-func statusOf(raw string) int {
-	f := strings.Fields(firstLine(raw))
-	if len(f) < 2 || !strings.HasPrefix(f[0], "SIP/") {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[1])
-	return n
-}
+func statusOf(raw string) int { return sipua.StatusOf(raw) }
 
 func firstLine(raw string) string {
 	l, _, _ := strings.Cut(raw, "\r\n")

@@ -208,7 +208,7 @@ func registerUDP(t *testing.T, c *sipConn, domain, user, pass string) *sipMessag
 	}
 	ch := pickChallenge(t, chal.all("WWW-Authenticate"), "SHA-256")
 	req.cseq, req.branch = 2, "z9hG4bK"+randHex(8)
-	req.auth = ch.authorization(user, pass, "REGISTER", "sip:"+domain)
+	req.auth = ch.Authorization(user, pass, "REGISTER", "sip:"+domain)
 	c.send(t, udp(req.build(la)))
 	return c.readFinal(t, 5*time.Second)
 }

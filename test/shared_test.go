@@ -47,7 +47,7 @@ func udpRegisterAttempt(t *testing.T, srv *server, ip, user, pass string) int {
 	}
 	ch := pickChallenge(t, chal.all("WWW-Authenticate"), "SHA-256")
 	req.cseq, req.branch = 2, "z9hG4bK"+randHex(8)
-	req.auth = ch.authorization(user, pass, "REGISTER", "sip:"+srv.domain)
+	req.auth = ch.Authorization(user, pass, "REGISTER", "sip:"+srv.domain)
 	c.send(t, udp(req.build(la)))
 	if m := final(); m != nil {
 		return m.status()

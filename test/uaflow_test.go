@@ -14,12 +14,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/veilig/veilig/internal/testkit/sipua"
 )
 
 // ---------------------------------------------------------------- SDP
@@ -233,25 +234,10 @@ func cseqNum(m *sipMessage) int {
 	return n
 }
 
-var reTag = regexp.MustCompile(`;\s*tag=([^;\s,>]+)`)
-
-func tagOf(h string) string {
-	if m := reTag.FindStringSubmatch(h); m != nil {
-		return m[1]
-	}
-	return ""
-}
+func tagOf(h string) string { return sipua.HeaderParam(h, "tag") }
 
 // uriOf extracts the URI of a name-addr (Contact, From, To).
-func uriOf(h string) string {
-	if i := strings.Index(h, "<"); i >= 0 {
-		if j := strings.Index(h[i:], ">"); j > 0 {
-			return h[i+1 : i+j]
-		}
-	}
-	u, _, _ := strings.Cut(strings.TrimSpace(h), ";")
-	return u
-}
+func uriOf(h string) string { return sipua.URIOf(h) }
 
 // buildRequest renders a request; hdrs are further "Name: value" lines.
 func buildRequest(method, ruri string, hdrs []string, body string) string {
@@ -279,29 +265,14 @@ func contentType(body string) string {
 // request's To has none and toTag is set; 1xx/2xx carry a Contact.
 func (u *sipUA) respond(req *sipMessage, code int, reason, toTag, body string) {
 	u.t.Helper()
-	var hdrs []string
-	for _, v := range req.all("Via") {
-		hdrs = append(hdrs, "Via: "+v)
-	}
-	to := req.header("To")
-	if toTag != "" && tagOf(to) == "" && code > 100 {
-		to += ";tag=" + toTag
-	}
-	hdrs = append(hdrs, "From: "+req.header("From"), "To: "+to,
-		"Call-ID: "+req.header("Call-ID"), "CSeq: "+req.header("CSeq"))
+	var extra []string
 	if code < 300 && code > 100 && cseqMethod(req) == "INVITE" {
-		hdrs = append(hdrs, "Contact: "+u.contactHdr())
+		extra = append(extra, "Contact: "+u.contactHdr())
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "SIP/2.0 %d %s\r\n", code, reason)
-	for _, h := range hdrs {
-		b.WriteString(h + "\r\n")
+	if code <= 100 {
+		toTag = ""
 	}
-	if body != "" {
-		b.WriteString("Content-Type: application/sdp\r\n")
-	}
-	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body)
-	u.send(u.t, b.String())
+	u.send(u.t, string(sipua.ResponseTo(req.msg, code, reason, toTag, extra, body)))
 }
 
 // ---------------------------------------------------------------- caller side
@@ -364,7 +335,7 @@ func (u *sipUA) inviteWith(callee, body string, extra ...string) *uacCall {
 	}
 	c.ackNon2xx(chal)
 	ch := pickChallenge(u.t, chal.all("Proxy-Authenticate"), "SHA-256")
-	c.sendInvite(ch.authorization(u.user, u.secret, "INVITE", c.ruri))
+	c.sendInvite(ch.Authorization(u.user, u.secret, "INVITE", c.ruri))
 	return c
 }
 

@@ -19,7 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/veilig/veilig/bench/internal/sipua"
+	"github.com/veilig/veilig/internal/testkit/sipua"
 )
 
 // calleeSuite is the suite the caller offers (call_uac.xml) and the callee

@@ -36,7 +36,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/veilig/veilig/bench/internal/sipua"
+	"github.com/veilig/veilig/internal/testkit/sipua"
 )
 
 type options struct {

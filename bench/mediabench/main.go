@@ -24,8 +24,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/veilig/veilig/bench/internal/sipua"
 	"github.com/veilig/veilig/internal/media"
+	"github.com/veilig/veilig/internal/testkit/sipua"
 )
 
 func main() {

@@ -26,8 +26,8 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/veilig/veilig/bench/internal/sipua"
 	"github.com/veilig/veilig/internal/media"
+	"github.com/veilig/veilig/internal/testkit/sipua"
 )
 
 const (

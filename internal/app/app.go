@@ -159,15 +159,15 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	reg := registrar.New(registrar.Options{
 		MinExpires: cfg.SIP.MinExpires, MaxExpires: cfg.SIP.MaxExpires, DefaultExpires: cfg.SIP.DefaultExpires,
 		ConnectionMaxExpires: cfg.SIP.ConnectionMaxExpires, FlowTimer: min(30*time.Second, cfg.SIP.IdleTimeout/2),
-		Store: db, Events: bus, Logger: log.With("component", "registrar"),
+		UserAgent: cfg.SIP.UserAgent, Store: db, Events: bus, Logger: log.With("component", "registrar"),
 	})
 	restored, err := reg.Load(ctx, time.Now())
 	if err != nil {
 		return err
 	}
 
-	trunks := trunk.NewManager(nil, db, key, bus, log.With("component", "trunk"))
-	if err := trunks.Load(ctx); err != nil {
+	carriers, err := trunk.Load(ctx, db, key, log.With("component", "trunk"))
+	if err != nil {
 		return fmt.Errorf("load trunks: %w", err)
 	}
 	// A source with live registrations or an authenticated connection
@@ -175,7 +175,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	conns := sipedge.NewAdmission(maxConns)
 	active := func(a netip.Addr) bool { return reg.HasSource(a) || conns.AuthenticatedFrom(a) }
 	grd, err := defence.New(defence.Options{Config: cfg, Store: db, Events: bus, Directory: dir,
-		Carriers: trunks.Carriers(), IsCarrier: trunks.IsCarrier, Active: active, Log: log.With("component", "guard")})
+		Carriers: carriers.Carriers(), IsCarrier: carriers.IsCarrier, Active: active, Log: log.With("component", "guard")})
 	if err != nil {
 		return fmt.Errorf("guard: %w", err)
 	}
@@ -210,7 +210,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 		Observe: grd.Observe, Gate: grd.Gate, LocalHosts: localHosts(cfg),
 		InsecureURIWithoutUser: cfg.Auth.InsecureDigestURIWithoutUser,
 		Trusted: func(c sipedge.Conn) (string, bool) {
-			if t, ok := trunks.FromTrunk(c); ok {
+			if t, ok := carriers.FromTrunk(c); ok {
 				return "trunk:" + t.Name(), true
 			}
 			return "", false
@@ -241,13 +241,13 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	if err := fraud.Restore(ctx); err != nil {
 		return err
 	}
+	trunks := trunk.NewManager(carriers, edge, bus, log.With("component", "trunk"))
 	calls := call.New(call.Options{
-		Edge: edge, Directory: dir, Locator: reg, Events: bus, Logger: log.With("component", "call"),
+		Edge: call.EdgeOf(edge), Directory: dir, Locator: reg, Events: bus, Logger: log.With("component", "call"),
 		CallerIDs: dir.CallerIDs,
 		Domain:    cfg.SIP.Domain, InsecureSDESOverPlain: cfg.SIP.InsecureSDESOverPlainTransport,
 		Relay: relay, Fraud: fraud.Guard(), FraudEffects: fraud, Class: dir.Class, Trunks: trunks,
 	})
-	trunks.SetEdge(edge)
 
 	// Everything else reaches the B2BUA; the edge serves only once Serve
 	// runs, after this.
@@ -260,7 +260,7 @@ func Serve(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Log
 	changes.Subscribe(store.TopicExtension, dir.Apply)
 	changes.Subscribe(store.TopicBan, grd.ApplyBans)
 	changes.Subscribe(store.TopicLock, grd.ApplyLocks)
-	changes.Subscribe(store.TopicTrunk, trunks.Apply)
+	changes.Subscribe(store.TopicTrunk, carriers.Apply)
 	changes.Subscribe(store.TopicSuspension, fraud.ApplySuspensions)
 	purge := retention.New(db, bus, log.With("component", "retention"), retention.Options{Events: cfg.Events.Retention})
 

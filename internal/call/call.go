@@ -24,7 +24,7 @@ const (
 
 // fork is one INVITE to one of the callee's devices.
 type fork struct {
-	tx   *sipedge.ClientTx
+	tx   ClientTx
 	leg  *leg
 	done bool
 	code int
@@ -47,7 +47,7 @@ type Call struct {
 	state     callState
 	a, b      *leg
 	forks     []*fork
-	inviteTx  *sipedge.ServerTx
+	inviteTx  ServerTx
 	invite    *sip.Request
 	lateOffer bool
 	bInvCSeq  uint32 // CSeq of the winning INVITE on the B leg
@@ -72,7 +72,7 @@ type Call struct {
 	ring, maxLife  *time.Timer
 }
 
-func (m *Manager) newCall(r *sipedge.Request, offer Media, sess *media.Session) *Call {
+func (m *Manager) newCall(r *request, offer Media, sess *media.Session) *Call {
 	req := r.Request
 	c := &Call{
 		m: m, id: string(*req.CallID()), inviteTx: r.Tx, invite: req, sess: sess,
@@ -145,7 +145,7 @@ func (c *Call) start(targets []target2, body []byte) {
 			contact:      c.m.o.Edge.Contact(t.conn, c.caller),
 		}
 		req := l.newRequest(sip.INVITE, c.ua())
-		req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"))
+		req.AppendHeader(inDialogAllow())
 		if len(body) > 0 {
 			req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 			req.SetBody(body)

@@ -6,8 +6,12 @@ import (
 	"github.com/veilig/veilig/internal/sipedge"
 )
 
+// inDialogAllow is the Allow header inside a dialog (and on the INVITEs
+// that open one), where REGISTER has no place.
+func inDialogAllow() sip.Header { return sipedge.Allow(sip.REGISTER) }
+
 // inDialog handles a request a device sent inside its leg's dialog.
-func (c *Call) inDialog(l *leg, r *sipedge.Request) error {
+func (c *Call) inDialog(l *leg, r *request) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// Only the device that holds the dialog may act in it: the request
@@ -46,11 +50,11 @@ func (c *Call) inDialog(l *leg, r *sipedge.Request) error {
 	case sip.INVITE:
 		return c.reinvite(l, other, r)
 	case sip.OPTIONS:
-		return r.Respond(200, "OK", sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"))
+		return r.Respond(200, "OK", inDialogAllow())
 	case sip.INFO, sip.UPDATE, sip.MESSAGE:
 		return c.relayRequest(l, other, r)
 	}
-	return r.Respond(405, "Method Not Allowed", sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"))
+	return r.Respond(405, "Method Not Allowed", inDialogAllow())
 }
 
 // checkBody applies the media rule to an in-dialog offer or answer.
@@ -69,7 +73,7 @@ func (c *Call) checkBody(l *leg, body []byte, answer bool) (Media, bool) {
 // reinvite relays a re-INVITE (hold, resume, codec change) to the other
 // leg. The offer and the answer are both held to the media rule; a bad
 // offer is refused and the old session stays, a bad answer ends the call.
-func (c *Call) reinvite(l, other *leg, r *sipedge.Request) error {
+func (c *Call) reinvite(l, other *leg, r *request) error {
 	if other == nil || (c.state != stConfirmed && c.state != stAnswered) {
 		return r.Respond(491, "Request Pending")
 	}
@@ -106,7 +110,7 @@ func (c *Call) reinvite(l, other *leg, r *sipedge.Request) error {
 	return nil
 }
 
-func (c *Call) onReinviteResponse(l, other *leg, srv *sipedge.ServerTx, res *sip.Response, hadOffer bool) {
+func (c *Call) onReinviteResponse(l, other *leg, srv ServerTx, res *sip.Response, hadOffer bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	code := res.StatusCode
@@ -206,7 +210,7 @@ func (c *Call) onReinviteResponse(l, other *leg, srv *sipedge.ServerTx, res *sip
 
 // relayRequest passes a non-INVITE in-dialog request (INFO, UPDATE,
 // MESSAGE) to the other leg and its final answer back.
-func (c *Call) relayRequest(l, other *leg, r *sipedge.Request) error {
+func (c *Call) relayRequest(l, other *leg, r *request) error {
 	if other == nil || c.state == stRinging {
 		return r.Respond(491, "Request Pending")
 	}

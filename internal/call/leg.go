@@ -34,10 +34,10 @@ type leg struct {
 	// device retransmits its 2xx.
 	ack []byte
 	// pending is the re-INVITE in progress on this leg (we sent it).
-	pending *sipedge.ClientTx
+	pending ClientTx
 	// serving is the re-INVITE we received on this leg and have not
 	// answered yet.
-	serving *sipedge.ServerTx
+	serving ServerTx
 }
 
 func (l *leg) key() dialogKey { return dialogKey{callID: l.callID, tag: l.localTag} }

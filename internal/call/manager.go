@@ -6,6 +6,7 @@ package call
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -35,7 +36,7 @@ type Locator interface {
 
 // Options configure the Manager.
 type Options struct {
-	Edge      *sipedge.Edge
+	Edge      Edge
 	Directory Directory
 	Locator   Locator
 	Events    events.Emitter
@@ -137,17 +138,25 @@ func (m *Manager) forget(c *Call) {
 }
 
 // ServeSIP handles requests that reach the call layer: new INVITEs from
-// authenticated callers, and every request inside a dialog.
+// authenticated callers, and every request inside a dialog. The edge's
+// transaction stage has given each one its server transaction.
 func (m *Manager) ServeSIP(ctx context.Context, r *sipedge.Request) error {
+	if r.Tx == nil {
+		return errors.New("call: request without a server transaction")
+	}
+	return m.serve(ctx, m.fromEdge(r))
+}
+
+func (m *Manager) serve(ctx context.Context, r *request) error {
 	if to := r.To(); to != nil && to.Params.Has("tag") {
 		return m.inDialog(ctx, r)
 	}
 	if r.Method == sip.OPTIONS {
-		return r.Respond(200, "OK", sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, REGISTER, OPTIONS, INFO, UPDATE"))
+		return r.Respond(200, "OK", sipedge.Allow())
 	}
 	if r.Method != sip.INVITE {
 		// Out-of-dialog MESSAGE, SUBSCRIBE, REFER, INFO... are not relayed.
-		return r.Respond(405, "Method Not Allowed", sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, REGISTER, OPTIONS, INFO, UPDATE"))
+		return r.Respond(405, "Method Not Allowed", sipedge.Allow())
 	}
 	return m.invite(ctx, r)
 }
@@ -157,7 +166,7 @@ const ruleSRTP = "srtp_required"
 
 // refuse answers a new INVITE with a final error, a call.refused event
 // (when rule is set) and a record.
-func (m *Manager) refuse(r *sipedge.Request, code int, reason, why string, evType string) error {
+func (m *Manager) refuse(r *request, code int, reason, why string, evType string) error {
 	target := r.Recipient.User
 	if evType != "" {
 		m.o.Events.Emit(events.New(events.CallRefused, r.Peer(), r.Account, "call refused: "+why,
@@ -172,7 +181,7 @@ func (m *Manager) refuse(r *sipedge.Request, code int, reason, why string, evTyp
 	return r.Respond(code, reason)
 }
 
-func (m *Manager) invite(ctx context.Context, r *sipedge.Request) error {
+func (m *Manager) invite(ctx context.Context, r *request) error {
 	target := r.Recipient.User
 	body := r.Body()
 	var from *trunk.Trunk
@@ -296,7 +305,7 @@ func isSDP(ct string) bool {
 }
 
 // inDialog handles a request inside an existing dialog.
-func (m *Manager) inDialog(ctx context.Context, r *sipedge.Request) error {
+func (m *Manager) inDialog(ctx context.Context, r *request) error {
 	tag, _ := r.To().Params.Get("tag")
 	l := m.dialog(string(*r.CallID()), tag)
 	if l == nil {

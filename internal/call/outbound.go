@@ -49,7 +49,7 @@ func isPhoneNumber(s string) bool {
 
 // outbound handles a call to a number that is not an extension: it passes
 // the toll-fraud guard first, then goes out through the outbound trunk.
-func (m *Manager) outbound(ctx context.Context, r *sipedge.Request, dialled string, offer Media) error {
+func (m *Manager) outbound(ctx context.Context, r *request, dialled string, offer Media) error {
 	now := time.Now()
 	// The caller-ID an extension presents must be its own number or one
 	// it was given: no spoofing a bank's number to customers.
@@ -167,7 +167,7 @@ func (c *Call) startTrunk(t *trunk.Trunk, conn sipedge.Conn, number string, body
 // with c.mu held.
 func (c *Call) sendFork(f *fork, authHdr, authVal string) {
 	req := f.leg.newRequest(sip.INVITE, c.ua())
-	req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"))
+	req.AppendHeader(inDialogAllow())
 	if authHdr != "" {
 		req.AppendHeader(sip.NewHeader(authHdr, authVal))
 	}
@@ -195,7 +195,7 @@ func (m *Manager) EndFraudCall(id tollfraud.CallID, rule string) {
 }
 
 // refuseRecord refuses like refuse, with the outbound fields on the record.
-func (m *Manager) refuseRecord(r *sipedge.Request, code int, reason, why, rule string, fc *fraudCall) error {
+func (m *Manager) refuseRecord(r *request, code int, reason, why, rule string, fc *fraudCall) error {
 	if rule != "" {
 		m.o.Events.Emit(events.New(events.CallRefused, r.Peer(), r.Account, "call refused: "+why,
 			"call_id", string(*r.CallID()), "to", r.Recipient.User, "code", cseqString(uint32(code)), "rule", rule))

@@ -9,6 +9,7 @@ package registrar
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -39,7 +40,9 @@ type Options struct {
 	// FlowTimer is the keep-alive interval an outbound device is told
 	// (Flow-Timer); it must be well inside the idle timeout. 0: 30 s.
 	FlowTimer time.Duration
-	Store     store.Store
+	// UserAgent is the Server header of Veilig's answers.
+	UserAgent string
+	Store     store.Bindings
 	Events    events.Emitter
 	Logger    *slog.Logger
 }
@@ -116,6 +119,9 @@ func (r *Registrar) HasSource(addr netip.Addr) bool {
 
 // New makes an empty registrar; Load fills it from the store.
 func New(o Options) *Registrar {
+	if o.UserAgent == "" {
+		o.UserAgent = sipedge.DefaultUserAgent
+	}
 	if o.MaxContacts <= 0 {
 		o.MaxContacts = 10
 	}
@@ -303,8 +309,44 @@ func (r *Registrar) expire(now time.Time) {
 	}
 }
 
-// ServeSIP handles an authenticated REGISTER (RFC 3261 10.3).
+// Request is an authenticated REGISTER as the registrar needs it: the
+// message, the connection it came on (bindings key on it, never on a
+// header), the account the auth stage proved, and the transaction that
+// answers it.
+type Request struct {
+	*sip.Request
+	Conn    sipedge.Conn
+	Account string
+	Tx      interface{ Respond(*sip.Response) error }
+}
+
+// Peer is the socket address the REGISTER came from.
+func (q *Request) Peer() netip.AddrPort { return q.Conn.Peer() }
+
+// ServeSIP handles a REGISTER the edge's chain passed on.
 func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
+	if req.Tx == nil {
+		return errors.New("registrar: REGISTER without a server transaction")
+	}
+	return r.Register(ctx, &Request{Request: req.Request, Conn: req.Conn, Account: req.Account, Tx: req.Tx})
+}
+
+// response builds an answer to q with Veilig's Server header.
+func (r *Registrar) response(q *Request, code int, reason string, hdrs ...sip.Header) *sip.Response {
+	res := sip.NewResponseFromRequest(q.Request, code, reason, nil)
+	res.AppendHeader(sip.NewHeader("Server", r.o.UserAgent))
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	return res
+}
+
+func (r *Registrar) respond(q *Request, code int, reason string, hdrs ...sip.Header) error {
+	return q.Tx.Respond(r.response(q, code, reason, hdrs...))
+}
+
+// Register handles an authenticated REGISTER (RFC 3261 10.3).
+func (r *Registrar) Register(ctx context.Context, req *Request) error {
 	number := req.Account
 	now := time.Now()
 	contacts := req.GetHeaders("Contact")
@@ -313,7 +355,7 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 		if v, err := strconv.ParseUint(h.Value(), 10, 32); err == nil {
 			defExp = time.Duration(v) * time.Second
 		} else {
-			return req.Respond(400, "Bad Expires")
+			return r.respond(req, 400, "Bad Expires")
 		}
 	}
 	callID := string(*req.CallID())
@@ -333,7 +375,7 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 	for _, h := range contacts {
 		c, ok := h.(*sip.ContactHeader)
 		if !ok {
-			return req.Respond(400, "Bad Contact")
+			return r.respond(req, 400, "Bad Contact")
 		}
 		if c.Address.Wildcard {
 			wildcard = true
@@ -343,12 +385,12 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 		if v, ok := c.Params.Get("expires"); ok {
 			n, err := strconv.ParseUint(v, 10, 32)
 			if err != nil {
-				return req.Respond(400, "Bad Contact expires")
+				return r.respond(req, 400, "Bad Contact expires")
 			}
 			exp = time.Duration(n) * time.Second
 		}
 		if c.Address.Host == "" {
-			return req.Respond(400, "Bad Contact")
+			return r.respond(req, 400, "Bad Contact")
 		}
 		if !c.Params.Has("reg-id") {
 			outbound = false
@@ -360,7 +402,7 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 		maxExp = max(min(maxExp, r.o.ConnectionMaxExpires), r.o.MinExpires)
 	}
 	if wildcard && (len(contacts) != 1 || defExp != 0) {
-		return req.Respond(400, "Wildcard Contact needs Expires: 0 and no other Contact")
+		return r.respond(req, 400, "Wildcard Contact needs Expires: 0 and no other Contact")
 	}
 
 	s := r.shard(number)
@@ -386,7 +428,7 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 		}
 		if idx >= 0 && bs[idx].CallID == callID && cseq <= bs[idx].CSeq {
 			unlock()
-			return req.Respond(500, "Out of Order Request")
+			return r.respond(req, 500, "Out of Order Request")
 		}
 		if ch.expires == 0 {
 			if idx >= 0 {
@@ -421,7 +463,7 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 		} else {
 			if len(bs) >= r.o.MaxContacts {
 				unlock()
-				return req.Respond(403, "Too Many Registered Devices")
+				return r.respond(req, 403, "Too Many Registered Devices")
 			}
 			bs = append(bs, b)
 			added = append(added, b)
@@ -442,7 +484,7 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 		writes = append(writes, b)
 	}
 
-	res := req.Response(200, "OK")
+	res := r.response(req, 200, "OK")
 	for _, b := range current {
 		var u sip.Uri
 		if err := sip.ParseUri(b.Contact, &u); err != nil {
@@ -475,7 +517,7 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 	tx := req.Tx
 	queued := r.persist(&write{bs: writes, conn: req.Conn, done: func(err error) {
 		if err != nil {
-			_ = tx.Respond(req.Response(500, "Server Internal Error"))
+			_ = tx.Respond(r.response(req, 500, "Server Internal Error"))
 			return
 		}
 		announce()
@@ -483,7 +525,7 @@ func (r *Registrar) ServeSIP(ctx context.Context, req *sipedge.Request) error {
 	}})
 	if !queued {
 		r.o.Logger.Warn("binding persistence queue full; REGISTER refused for now", "extension", number)
-		return req.Respond(503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
+		return r.respond(req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
 	}
 	return nil
 }

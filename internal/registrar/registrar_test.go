@@ -2,263 +2,213 @@ package registrar
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/veilig/veilig/internal/events"
-	"github.com/veilig/veilig/internal/sipedge"
+	"github.com/veilig/veilig/internal/sipedge/sipedgetest"
 	"github.com/veilig/veilig/internal/store"
-	"github.com/veilig/veilig/internal/store/sqlite"
 )
 
-// gatedStore holds SaveBindings until the test opens the gate.
-type gatedStore struct {
-	store.Store
+// These tests drive the registrar without sockets: a REGISTER is handed to
+// Register with a fake connection and transaction, and the store is a fake
+// that records what was committed.
+
+type fakeTx struct{ res chan *sip.Response }
+
+func (tx fakeTx) Respond(res *sip.Response) error { tx.res <- res; return nil }
+
+type fakeStore struct {
 	mu    sync.Mutex
-	gate  chan struct{}
-	saved int
+	saved []store.Binding
+	fail  error
 }
 
-func (g *gatedStore) SaveBindings(ctx context.Context, bs []store.Binding) error {
-	g.mu.Lock()
-	gate := g.gate
-	g.mu.Unlock()
-	if gate != nil {
-		<-gate
+func (s *fakeStore) SaveBindings(_ context.Context, bs []store.Binding) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return s.fail
 	}
-	err := g.Store.SaveBindings(ctx, bs)
-	g.mu.Lock()
-	g.saved += len(bs)
-	g.mu.Unlock()
-	return err
+	s.saved = append(s.saved, bs...)
+	return nil
+}
+func (s *fakeStore) DeleteBinding(context.Context, string, string) error { return nil }
+func (s *fakeStore) LoadBindings(context.Context, time.Time) ([]store.Binding, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]store.Binding(nil), s.saved...), nil
 }
 
-// asAccount stands in for the digest stage: the To user is authenticated.
-func asAccount(next sipedge.Handler) sipedge.Handler {
-	return sipedge.HandlerFunc(func(ctx context.Context, r *sipedge.Request) error {
-		r.Account = r.To().Address.User
-		return next.ServeSIP(ctx, r)
-	})
+type recorder struct {
+	mu  sync.Mutex
+	evs []events.Event
 }
 
-func register(user, callID string, cseq int) string {
-	return fmt.Sprintf("REGISTER sip:example.com SIP/2.0\r\n"+
-		"Via: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK-%s-%d\r\n"+
-		"From: <sip:%s@example.com>;tag=t1\r\n"+
-		"To: <sip:%s@example.com>\r\n"+
-		"Call-ID: %s\r\n"+
-		"CSeq: %d REGISTER\r\n"+
-		"Contact: <sip:%s@127.0.0.1:5099>\r\n"+
-		"Expires: 300\r\n"+
-		"Max-Forwards: 70\r\n"+
-		"Content-Length: 0\r\n\r\n", callID, cseq, user, user, callID, cseq, user)
+func (r *recorder) Emit(e events.Event)      { r.mu.Lock(); r.evs = append(r.evs, e); r.mu.Unlock() }
+func (r *recorder) Record(events.CallRecord) {}
+func (r *recorder) count(k *events.Kind) (n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.evs {
+		if e.Type == k.Name {
+			n++
+		}
+	}
+	return n
 }
 
-// TestRegisterAnsweredAfterCommit: a REGISTER's 200 waits for the commit
-// of its binding; once the store has it, the 200 goes out; the binding is
-// then in the store.
-func TestRegisterAnsweredAfterCommit(t *testing.T) {
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "v.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.CreateExtension(ctx, store.Extension{Number: "1001", Realm: "example.com"}); err != nil {
-		t.Fatal(err)
-	}
-	gs := &gatedStore{Store: db, gate: make(chan struct{})}
-	reg := New(Options{MinExpires: time.Minute, MaxExpires: time.Hour, DefaultExpires: 10 * time.Minute,
-		Store: gs, Events: events.Discard{}, Logger: slog.New(slog.DiscardHandler)})
-	edge, err := sipedge.New(sipedge.Options{UDPListen: "127.0.0.1:0", Handler: reg, Auth: asAccount, UDPReadBuffer: 4 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = edge.Serve(rctx) }()
-	go func() { defer wg.Done(); _ = reg.Run(rctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+type rig struct {
+	t   *testing.T
+	r   *Registrar
+	st  *fakeStore
+	ev  *recorder
+	dev *sipedgetest.Conn
+}
 
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(edge.Listeners()[0].Addr))
+func newRig(t *testing.T, tune func(*Options)) *rig {
+	g := &rig{t: t, st: &fakeStore{}, ev: &recorder{}, dev: sipedgetest.NewConn("tls", "127.0.0.30:45000")}
+	o := Options{MinExpires: 60 * time.Second, MaxExpires: time.Hour, DefaultExpires: 10 * time.Minute,
+		UserAgent: "veilig-test", Store: g.st, Events: g.ev, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if tune != nil {
+		tune(&o)
+	}
+	g.r = New(o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return g
+}
+
+// register sends 1001's REGISTER with the given header lines and returns
+// the answer.
+func (g *rig) register(cseq int, hdrs ...string) *sip.Response {
+	g.t.Helper()
+	lines := append([]string{
+		"REGISTER sip:veilig.test SIP/2.0",
+		"Via: SIP/2.0/TLS 127.0.0.30:45000;branch=z9hG4bKreg" + fmt.Sprint(cseq),
+		"From: <sip:1001@veilig.test>;tag=f1", "To: <sip:1001@veilig.test>",
+		"Call-ID: reg-1@test", fmt.Sprintf("CSeq: %d REGISTER", cseq),
+	}, hdrs...)
+	msg, err := sip.ParseMessage([]byte(strings.Join(lines, "\r\n") + "\r\nContent-Length: 0\r\n\r\n"))
 	if err != nil {
-		t.Fatal(err)
+		g.t.Fatal(err)
 	}
-	defer c.Close()
-	if _, err := c.Write([]byte(register("1001", "cid-commit", 1))); err != nil {
-		t.Fatal(err)
+	tx := fakeTx{res: make(chan *sip.Response, 1)}
+	if err := g.r.Register(context.Background(), &Request{Request: msg.(*sip.Request), Conn: g.dev, Account: "1001", Tx: tx}); err != nil {
+		g.t.Fatal(err)
 	}
-	buf := make([]byte, 65536)
-	_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	if n, err := c.Read(buf); err == nil {
-		t.Fatalf("answered before the binding was committed:\n%s", buf[:n])
-	}
-	if bs, _ := db.LoadBindings(ctx, time.Now()); len(bs) != 0 {
-		t.Fatalf("binding in the store before the commit: %+v", bs)
-	}
-	close(gs.gate)
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	n, err := c.Read(buf)
-	if err != nil {
-		t.Fatalf("no answer after the commit: %v", err)
-	}
-	if !strings.HasPrefix(string(buf[:n]), "SIP/2.0 200") {
-		t.Fatalf("answer %q, want 200", buf[:n])
-	}
-	bs, err := db.LoadBindings(ctx, time.Now())
-	if err != nil || len(bs) != 1 || bs[0].Number != "1001" {
-		t.Fatalf("store after the 200: %+v, %v; want 1001's binding", bs, err)
+	select {
+	case res := <-tx.res:
+		if s := res.GetHeader("Server"); s == nil || s.Value() != "veilig-test" {
+			g.t.Fatalf("answer without Veilig's Server header: %v", res)
+		}
+		return res
+	case <-time.After(2 * time.Second):
+		g.t.Fatal("REGISTER not answered")
+		return nil
 	}
 }
 
-// TestRegisterBatchesCommits: REGISTERs arriving together are committed
-// in few batches, and every one is answered 200 after its commit.
-func TestRegisterBatchesCommits(t *testing.T) {
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "v.db"))
-	if err != nil {
-		t.Fatal(err)
+func (g *rig) saved() []store.Binding {
+	g.st.mu.Lock()
+	defer g.st.mu.Unlock()
+	return append([]store.Binding(nil), g.st.saved...)
+}
+
+func TestRegisterBindsToTheConnection(t *testing.T) {
+	g := newRig(t, nil)
+	res := g.register(1, "Contact: <sip:1001@192.0.2.7:5061;transport=tls>;expires=7200")
+	if res.StatusCode != 200 {
+		t.Fatalf("REGISTER answered %d", res.StatusCode)
 	}
-	t.Cleanup(func() { db.Close() })
-	const n = 200
-	for i := 0; i < n; i++ {
-		if err := db.CreateExtension(ctx, store.Extension{Number: fmt.Sprint(2000 + i), Realm: "example.com"}); err != nil {
-			t.Fatal(err)
-		}
+	// The stored binding was committed before the 200 went out, keyed on
+	// the socket, with the expiry held to MaxExpires.
+	saved := g.saved()
+	if len(saved) != 1 || saved[0].Source != g.dev.Peer() || saved[0].ConnID != g.dev.ID() || saved[0].Transport != "tls" {
+		t.Fatalf("stored %+v", saved)
 	}
-	cs := &countingStore{Store: db}
-	reg := New(Options{MinExpires: time.Minute, MaxExpires: time.Hour, DefaultExpires: 10 * time.Minute,
-		Store: cs, Events: events.Discard{}, Logger: slog.New(slog.DiscardHandler)})
-	edge, err := sipedge.New(sipedge.Options{UDPListen: "127.0.0.1:0", Handler: reg, Auth: asAccount, UDPReadBuffer: 4 << 20})
-	if err != nil {
-		t.Fatal(err)
+	if ct := res.GetHeader("Contact"); ct == nil || !strings.Contains(ct.Value(), "expires=3600") {
+		t.Fatalf("200 Contact = %v, want expires=3600 (max_expires)", ct)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = edge.Serve(rctx) }()
-	go func() { defer wg.Done(); _ = reg.Run(rctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(edge.Listeners()[0].Addr))
-	if err != nil {
-		t.Fatal(err)
+	bs := g.r.Lookup("1001", time.Now())
+	if len(bs) != 1 || bs[0].Contact != "sip:1001@192.0.2.7:5061;transport=tls" {
+		t.Fatalf("Lookup = %+v", bs)
 	}
-	defer c.Close()
-	_ = c.SetReadBuffer(4 << 20)
-	for i := 0; i < n; i++ {
-		if _, err := c.Write([]byte(register(fmt.Sprint(2000+i), fmt.Sprintf("cid-%d", i), 1))); err != nil {
-			t.Fatal(err)
-		}
+	if !g.r.HasSource(g.dev.Peer().Addr()) || g.ev.count(events.Register) != 1 {
+		t.Fatal("registration not tracked by source or not reported")
 	}
-	buf := make([]byte, 65536)
-	ok := 0
-	for ok < n {
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		k, err := c.Read(buf)
-		if err != nil {
-			t.Fatalf("%d of %d answered: %v", ok, n, err)
-		}
-		if !strings.HasPrefix(string(buf[:k]), "SIP/2.0 200") {
-			t.Fatalf("answer %q", buf[:k])
-		}
-		ok++
+	// Same Call-ID, CSeq not higher: refused, nothing changes.
+	if res := g.register(1, "Contact: <sip:1001@192.0.2.7:5061;transport=tls>"); res.StatusCode != 500 {
+		t.Fatalf("replayed CSeq answered %d, want 500", res.StatusCode)
 	}
-	bs, _ := db.LoadBindings(ctx, time.Now())
-	calls := cs.calls()
-	t.Logf("%d REGISTERs committed in %d batches", n, calls)
-	if len(bs) != n {
-		t.Fatalf("%d bindings stored, want %d", len(bs), n)
+	// Expires: 0 removes the binding; the store hears of it too.
+	if res := g.register(2, "Contact: <sip:1001@192.0.2.7:5061;transport=tls>", "Expires: 0"); res.StatusCode != 200 || res.GetHeader("Contact") != nil {
+		t.Fatalf("unregister answered %v", res)
 	}
-	if calls >= n/2 {
-		t.Errorf("%d commits for %d REGISTERs sent at once: not batched", calls, n)
+	if len(g.r.Lookup("1001", time.Now())) != 0 || g.ev.count(events.Unregister) != 1 {
+		t.Fatal("binding not removed")
+	}
+	if saved := g.saved(); len(saved) != 2 || !saved[1].Expires.IsZero() {
+		t.Fatalf("removal not persisted: %+v", saved)
 	}
 }
 
-type countingStore struct {
-	store.Store
-	mu sync.Mutex
-	n  int
+func TestRegisterRefusals(t *testing.T) {
+	g := newRig(t, func(o *Options) { o.MaxContacts = 1 })
+	for _, tc := range []struct {
+		name string
+		hdrs []string
+		code int
+	}{
+		{"bad expires", []string{"Contact: <sip:1001@192.0.2.7>", "Expires: soon"}, 400},
+		{"bad contact expires", []string{"Contact: <sip:1001@192.0.2.7>;expires=x"}, 400},
+		{"wildcard with expiry", []string{"Contact: *", "Expires: 60"}, 400},
+	} {
+		if res := g.register(1, tc.hdrs...); res.StatusCode != tc.code {
+			t.Errorf("%s: answered %d, want %d", tc.name, res.StatusCode, tc.code)
+		}
+	}
+	if res := g.register(1, "Contact: <sip:1001@192.0.2.7>"); res.StatusCode != 200 {
+		t.Fatalf("first device answered %d", res.StatusCode)
+	}
+	if res := g.register(2, "Contact: <sip:1001@192.0.2.8>"); res.StatusCode != 403 {
+		t.Fatalf("device over max_contacts answered %d, want 403", res.StatusCode)
+	}
+	if res := g.register(3, "Contact: *", "Expires: 0"); res.StatusCode != 200 || len(g.r.Lookup("1001", time.Now())) != 0 {
+		t.Fatal("wildcard unregister did not remove every binding")
+	}
 }
 
-func (c *countingStore) SaveBindings(ctx context.Context, bs []store.Binding) error {
-	c.mu.Lock()
-	c.n++
-	c.mu.Unlock()
-	return c.Store.SaveBindings(ctx, bs)
+func TestRegisterStoreFailure(t *testing.T) {
+	g := newRig(t, nil)
+	g.st.fail = errors.New("disk full")
+	if res := g.register(1, "Contact: <sip:1001@192.0.2.7>"); res.StatusCode != 500 {
+		t.Fatalf("REGISTER answered %d when the store failed, want 500", res.StatusCode)
+	}
+	if g.ev.count(events.Register) != 0 {
+		t.Fatal("a registration the store refused was announced")
+	}
 }
 
-func (c *countingStore) calls() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n
-}
-
-// TestConnectionRegistrationExpiry: over TCP, a device without RFC 5626
-// outbound is granted at most ConnectionMaxExpires; one that registers a
-// flow (Supported: outbound, reg-id) keeps its interval and is told
-// Require: outbound and the Flow-Timer.
-func TestConnectionRegistrationExpiry(t *testing.T) {
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "v.db"))
-	if err != nil {
-		t.Fatal(err)
+func TestConnectionMaxExpires(t *testing.T) {
+	g := newRig(t, func(o *Options) { o.ConnectionMaxExpires = 5 * time.Minute })
+	res := g.register(1, "Contact: <sip:1001@192.0.2.7;transport=tls>;expires=3600")
+	if ct := res.GetHeader("Contact"); ct == nil || !strings.Contains(ct.Value(), "expires=300") {
+		t.Fatalf("device on a connection without outbound got %v, want expires=300", ct)
 	}
-	t.Cleanup(func() { db.Close() })
-	for _, n := range []string{"1001", "1002"} {
-		if err := db.CreateExtension(ctx, store.Extension{Number: n, Realm: "example.com"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	reg := New(Options{MinExpires: time.Minute, MaxExpires: 2 * time.Hour, DefaultExpires: 10 * time.Minute,
-		ConnectionMaxExpires: time.Minute, FlowTimer: 25 * time.Second,
-		Store: db, Events: events.Discard{}, Logger: slog.New(slog.DiscardHandler)})
-	edge, err := sipedge.New(sipedge.Options{TCPListen: "127.0.0.1:0", Handler: reg, Auth: asAccount})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = edge.Serve(rctx) }()
-	go func() { defer wg.Done(); _ = reg.Run(rctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-
-	ask := func(user string, outbound bool) string {
-		c, err := net.Dial("tcp", edge.Listeners()[0].Addr.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		msg := strings.Replace(register(user, "cid-"+user, 1), "SIP/2.0/UDP", "SIP/2.0/TCP", 1)
-		msg = strings.Replace(msg, "Expires: 300", "Expires: 3600", 1)
-		if outbound {
-			msg = strings.Replace(msg, ":5099>\r\n", `:5099;transport=tcp>;reg-id=1;+sip.instance="<urn:uuid:00000000-0000-1000-8000-000000000001>"`+"\r\nSupported: outbound, path\r\n", 1)
-		}
-		if _, err := c.Write([]byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-		buf := make([]byte, 4096)
-		n, err := c.Read(buf)
-		if err != nil {
-			t.Fatalf("%s: no answer: %v", user, err)
-		}
-		return string(buf[:n])
-	}
-	plain := ask("1001", false)
-	if !strings.HasPrefix(plain, "SIP/2.0 200") || !strings.Contains(plain, "expires=60") || strings.Contains(plain, "Flow-Timer") {
-		t.Errorf("plain TCP registration, 3600 s asked: want 200 with expires=60 and no Flow-Timer:\n%s", plain)
-	}
-	ob := ask("1002", true)
-	if !strings.HasPrefix(ob, "SIP/2.0 200") || !strings.Contains(ob, "expires=3600") ||
-		!strings.Contains(ob, "Require: outbound") || !strings.Contains(ob, "Flow-Timer: 25") {
-		t.Errorf("outbound TCP registration: want 200 with expires=3600, Require: outbound, Flow-Timer: 25:\n%s", ob)
+	// An RFC 5626 flow keeps its expiry and learns the keep-alive interval.
+	res = g.register(2, "Contact: <sip:1001@192.0.2.7;transport=tls>;reg-id=1;+sip.instance=\"<urn:uuid:1>\";expires=3600", "Supported: outbound")
+	if ct := res.GetHeader("Contact"); ct == nil || !strings.Contains(ct.Value(), "expires=3600") || res.GetHeader("Flow-Timer") == nil {
+		t.Fatalf("outbound device got %v", res)
 	}
 }

@@ -115,7 +115,7 @@ func New(opts Options) (*Edge, error) {
 		opts.UDPWorkers = 2 * runtime.GOMAXPROCS(0)
 	}
 	if opts.UserAgent == "" {
-		opts.UserAgent = "Veilig"
+		opts.UserAgent = DefaultUserAgent
 	}
 	p := sip.NewParser()
 	p.MaxMessageLength = opts.MaxMessageSize
@@ -293,6 +293,10 @@ func trimBrackets(h string) string {
 	}
 	return h
 }
+
+// DefaultUserAgent names Veilig in Server and User-Agent headers when the
+// configuration names nothing.
+const DefaultUserAgent = "Veilig"
 
 // UserAgent is the Server/User-Agent header value.
 func (e *Edge) UserAgent() string { return e.opts.UserAgent }

@@ -107,15 +107,11 @@ func (m *Mux) ServeSIP(ctx context.Context, r *Request) error {
 	return r.Respond(405, "Method Not Allowed", sip.NewHeader("Allow", m.allow()))
 }
 
+// allow lists the methods with a route (ACK and CANCEL belong to the
+// transactions of the others).
 func (m *Mux) allow() string {
-	s := ""
-	for _, meth := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.CANCEL, sip.BYE, sip.REGISTER, sip.OPTIONS, sip.INFO, sip.UPDATE, sip.MESSAGE, sip.NOTIFY, sip.REFER, sip.SUBSCRIBE, sip.PRACK} {
-		if _, ok := m.routes[meth]; ok || meth == sip.ACK || meth == sip.CANCEL {
-			if s != "" {
-				s += ", "
-			}
-			s += string(meth)
-		}
-	}
-	return s
+	return allowList(func(meth sip.RequestMethod) bool {
+		_, ok := m.routes[meth]
+		return ok || meth == sip.ACK || meth == sip.CANCEL
+	})
 }

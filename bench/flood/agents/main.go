@@ -15,9 +15,6 @@ package main
 
 import (
 	"bufio"
-	"crypto/md5"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -29,6 +26,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/veilig/veilig/internal/testkit/sipua"
 )
 
 type user struct{ name, pass string }
@@ -209,11 +208,7 @@ func (s *sock) readLoop() {
 	}
 }
 
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func randHex(n int) string { return sipua.RandHex(n) }
 
 // exchange sends req and waits for a final response (>= 200), with UDP
 // retransmissions at 500 ms, 1 s, 2 s.
@@ -244,16 +239,7 @@ func (s *sock) exchange(req string, ch chan string, deadline time.Time) (string,
 	}
 }
 
-func status(msg string) int {
-	f := strings.Fields(strings.SplitN(msg, "\r\n", 2)[0])
-	if len(f) < 2 || !strings.HasPrefix(f[0], "SIP/") {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[1])
-	return n
-}
-
-var reParam = regexp.MustCompile(`(\w+)=("([^"]*)"|[^,\s]+)`)
+func status(msg string) int { return sipua.StatusOf(msg) }
 
 func register(s *sock, u user, domain string, expires int, timeout time.Duration) (time.Duration, string, int, bool) {
 	callID := randHex(10) + "@agents"
@@ -269,17 +255,10 @@ func register(s *sock, u user, domain string, expires int, timeout time.Duration
 	la := s.c.LocalAddr().String()
 	tag := randHex(6)
 	build := func(cseq int, auth string) string {
-		var b strings.Builder
-		fmt.Fprintf(&b, "REGISTER sip:%s SIP/2.0\r\n", domain)
-		fmt.Fprintf(&b, "Via: SIP/2.0/UDP %s;branch=z9hG4bK%s;rport\r\n", la, randHex(8))
-		fmt.Fprintf(&b, "Max-Forwards: 70\r\nFrom: <sip:%s@%s>;tag=%s\r\nTo: <sip:%s@%s>\r\n", u.name, domain, tag, u.name, domain)
-		fmt.Fprintf(&b, "Call-ID: %s\r\nCSeq: %d REGISTER\r\n", callID, cseq)
-		fmt.Fprintf(&b, "Contact: <sip:%s@%s>\r\nExpires: %d\r\n", u.name, la, expires)
-		if auth != "" {
-			fmt.Fprintf(&b, "Authorization: %s\r\n", auth)
-		}
-		b.WriteString("User-Agent: flood-bench-agent/1.0\r\nContent-Length: 0\r\n\r\n")
-		return b.String()
+		return sipua.Register{
+			Transport: "UDP", Via: la, Branch: "z9hG4bK" + randHex(8), User: u.name, Domain: domain, CallID: callID, FromTag: tag,
+			CSeq: cseq, Contact: "<sip:" + u.name + "@" + la + ">", Expires: expires, Auth: auth, Agent: "flood-bench-agent/1.0",
+		}.String()
 	}
 	start := time.Now()
 	deadline := start.Add(timeout)
@@ -290,24 +269,11 @@ func register(s *sock, u user, domain string, expires int, timeout time.Duration
 	if status(res) != 401 {
 		return 0, strconv.Itoa(status(res)), rt, status(res) == 200
 	}
-	ch401 := pickMD5(res)
-	if ch401 == nil {
+	ch401, ok := pickMD5(res)
+	if !ok {
 		return 0, "no-md5", rt, false
 	}
-	uri := "sip:" + domain
-	h := func(x string) string { d := md5.Sum([]byte(x)); return hex.EncodeToString(d[:]) }
-	ha1 := h(u.name + ":" + ch401["realm"] + ":" + u.pass)
-	ha2 := h("REGISTER:" + uri)
-	auth := fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", algorithm=MD5`, u.name, ch401["realm"], ch401["nonce"], uri)
-	if strings.Contains(ch401["qop"], "auth") {
-		cn := randHex(8)
-		auth += fmt.Sprintf(`, qop=auth, nc=00000001, cnonce="%s", response="%s"`, cn, h(ha1+":"+ch401["nonce"]+":00000001:"+cn+":auth:"+ha2))
-	} else {
-		auth += fmt.Sprintf(`, response="%s"`, h(ha1+":"+ch401["nonce"]+":"+ha2))
-	}
-	if op, ok := ch401["opaque"]; ok {
-		auth += fmt.Sprintf(`, opaque="%s"`, op)
-	}
+	auth := ch401.Authorization(u.name, u.pass, "REGISTER", "sip:"+domain)
 	res, rt2 := s.exchange(build(2, auth), ch, deadline)
 	rt += rt2
 	if res == "" {
@@ -317,28 +283,11 @@ func register(s *sock, u user, domain string, expires int, timeout time.Duration
 	return time.Since(start), strconv.Itoa(code), rt, code == 200
 }
 
-// pickMD5 returns the parameters of the MD5 WWW-Authenticate challenge.
-func pickMD5(msg string) map[string]string {
-	for _, line := range strings.Split(msg, "\r\n") {
-		name, val, ok := strings.Cut(line, ":")
-		if !ok || !strings.EqualFold(strings.TrimSpace(name), "WWW-Authenticate") {
-			continue
-		}
-		val = strings.TrimSpace(val)
-		if !strings.HasPrefix(strings.ToLower(val), "digest ") {
-			continue
-		}
-		p := map[string]string{}
-		for _, m := range reParam.FindAllStringSubmatch(val[7:], -1) {
-			v := m[2]
-			if strings.HasPrefix(v, `"`) {
-				v = m[3]
-			}
-			p[strings.ToLower(m[1])] = v
-		}
-		if a := strings.ToUpper(p["algorithm"]); a == "" || a == "MD5" {
-			return p
-		}
+// pickMD5 returns the MD5 WWW-Authenticate challenge of a response.
+func pickMD5(msg string) (sipua.Challenge, bool) {
+	m, err := sipua.ParseMsg([]byte(msg))
+	if err != nil {
+		return sipua.Challenge{}, false
 	}
-	return nil
+	return sipua.PickChallenge(m.All("www-authenticate"), "MD5")
 }

@@ -212,9 +212,17 @@ func (u *UA) serve(m *Msg) {
 	}
 }
 
-// Response builds a response to m (RFC 3261 8.2.6). toTag is added to To
-// when it has none.
+// Response builds a response to m (RFC 3261 8.2.6) with this UA's Server
+// header. toTag is added to To when it has none.
 func (u *UA) Response(m *Msg, code int, reason, toTag string, extra []string, body string) []byte {
+	hdrs := append(append(make([]string, 0, len(extra)+1), extra...), "Server: "+u.agent)
+	return ResponseTo(m, code, reason, toTag, hdrs, body)
+}
+
+// ResponseTo builds a response to m (RFC 3261 8.2.6): its Vias, From, To
+// (with toTag added when it has none), Call-ID and CSeq, the Record-Route
+// of an INVITE's 1xx/2xx, then the extra header lines and an SDP body.
+func ResponseTo(m *Msg, code int, reason, toTag string, extra []string, body string) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "SIP/2.0 %d %s\r\n", code, reason)
 	for _, v := range m.All("via") {
@@ -236,7 +244,6 @@ func (u *UA) Response(m *Msg, code int, reason, toTag string, extra []string, bo
 	for _, h := range extra {
 		b.WriteString(h + "\r\n")
 	}
-	b.WriteString("Server: " + u.agent + "\r\n")
 	if body != "" {
 		b.WriteString("Content-Type: application/sdp\r\n")
 	}

@@ -7,6 +7,7 @@ package sipua
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -17,6 +18,9 @@ import (
 
 // Msg is one received SIP message.
 type Msg struct {
+	// Raw is the message exactly as read (ReadMsgRaw only), keep-alives
+	// before it left out.
+	Raw    []byte
 	First  string
 	Hdrs   [][2]string // lower-case long header name, value; in order
 	Body   []byte
@@ -37,6 +41,30 @@ func (m *Msg) Get(name string) string {
 		}
 	}
 	return ""
+}
+
+// Canon is a header name as Msg keeps it: lower case, long form.
+func Canon(name string) string {
+	n := strings.ToLower(name)
+	if c, ok := compactHdr[n]; ok {
+		return c
+	}
+	return n
+}
+
+// Header returns the first value of a header named in any case or form.
+func (m *Msg) Header(name string) string { return m.Get(Canon(name)) }
+
+// StatusOf is the status code of a raw response (0 for a request or
+// anything else).
+func StatusOf(raw string) int {
+	first, _, _ := strings.Cut(raw, "\r\n")
+	f := strings.Fields(first)
+	if len(f) < 2 || !strings.HasPrefix(f[0], "SIP/") {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
 }
 
 // All returns every value of a header, in order.
@@ -67,12 +95,25 @@ const maxBody = 1 << 16
 
 // ReadMsg reads one message from a stream (RFC 3261 18.3: Content-Length
 // frames the body). Empty lines before a start line are keep-alives.
-func ReadMsg(r *bufio.Reader) (*Msg, error) {
+func ReadMsg(r *bufio.Reader) (*Msg, error) { return readMsg(r, false) }
+
+// ParseMsg parses one whole message (a datagram).
+func ParseMsg(b []byte) (*Msg, error) { return ReadMsg(bufio.NewReader(bytes.NewReader(b))) }
+
+// ReadMsgRaw is ReadMsg that also keeps the message's bytes in Raw, for
+// checks of exactly what a server sent.
+func ReadMsgRaw(r *bufio.Reader) (*Msg, error) { return readMsg(r, true) }
+
+func readMsg(r *bufio.Reader, keepRaw bool) (*Msg, error) {
 	m := &Msg{}
+	var raw []byte
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
 			return nil, err
+		}
+		if keepRaw && (m.First != "" || strings.TrimSpace(line) != "") {
+			raw = append(raw, line...)
 		}
 		line = strings.TrimRight(line, "\r\n")
 		if m.First == "" {
@@ -106,6 +147,9 @@ func ReadMsg(r *bufio.Reader) (*Msg, error) {
 	m.Body = make([]byte, cl)
 	if _, err := io.ReadFull(r, m.Body); err != nil {
 		return nil, err
+	}
+	if keepRaw {
+		m.Raw = append(raw, m.Body...)
 	}
 	f := strings.SplitN(m.First, " ", 3)
 	if len(f) < 3 {
@@ -166,4 +210,38 @@ func RandHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Register is one REGISTER as a test client writes it by hand (over any
+// transport, with or without credentials), byte for byte the same each time.
+type Register struct {
+	Transport                     string // Via transport: TLS, TCP, UDP
+	Via                           string // sent-by host:port
+	Branch                        string // the whole branch, z9hG4bK...
+	User, Domain, CallID, FromTag string
+	CSeq                          int
+	Contact                       string // the whole Contact value
+	Expires                       int
+	Auth                          string // Authorization value, or ""
+	Agent                         string // User-Agent
+}
+
+// String renders the request.
+func (r Register) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "REGISTER sip:%s SIP/2.0\r\n", r.Domain)
+	fmt.Fprintf(&b, "Via: SIP/2.0/%s %s;branch=%s;rport\r\n", r.Transport, r.Via, r.Branch)
+	fmt.Fprintf(&b, "Max-Forwards: 70\r\n")
+	fmt.Fprintf(&b, "From: <sip:%s@%s>;tag=%s\r\n", r.User, r.Domain, r.FromTag)
+	fmt.Fprintf(&b, "To: <sip:%s@%s>\r\n", r.User, r.Domain)
+	fmt.Fprintf(&b, "Call-ID: %s\r\n", r.CallID)
+	fmt.Fprintf(&b, "CSeq: %d REGISTER\r\n", r.CSeq)
+	fmt.Fprintf(&b, "Contact: %s\r\n", r.Contact)
+	fmt.Fprintf(&b, "Expires: %d\r\n", r.Expires)
+	if r.Auth != "" {
+		fmt.Fprintf(&b, "Authorization: %s\r\n", r.Auth)
+	}
+	fmt.Fprintf(&b, "User-Agent: %s\r\n", r.Agent)
+	fmt.Fprintf(&b, "Content-Length: 0\r\n\r\n")
+	return b.String()
 }
